@@ -1,0 +1,112 @@
+"""Rows for the experiment: strided samples of the splits as published, with their source indices.
+
+A split is sampled by position (offset, offset+stride, ...) over the split exactly as the source
+publishes it, so `idx` is the row's index there and anyone can look the row up. Rows without a gold
+label (SNLI's `-`, label -1) are dropped *after* sampling and counted, so the ids stay comparable
+with the original study's protocol.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.schema import TABLES
+
+ROLES = ("train", "validation", "test")
+REQUIRED = ("premise", "hypothesis", "label")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_files(cfg: ExperimentConfig) -> dict[str, Path]:
+    """Local source: split name -> parquet file (only the splits this config reads)."""
+    folder = cfg.path(cfg.data.path)
+    splits = sorted({getattr(cfg.data, r).source_split for r in ROLES})
+    return {s: folder / cfg.data.file_pattern.format(split=s) for s in splits}
+
+
+def source_identity(cfg: ExperimentConfig) -> dict:
+    """What the data stage's output depends on beyond the config: the bytes of local files."""
+    if cfg.data.source == "hub":
+        return {"hub": cfg.data.name, "revision": cfg.data.revision}
+    return {split: file_sha256(p) for split, p in source_files(cfg).items()}
+
+
+def _load_split(cfg: ExperimentConfig, split: str) -> pd.DataFrame:
+    if cfg.data.source == "hub":
+        try:
+            import datasets  # hub-only dependency: imported lazily
+        except ImportError:
+            raise ConfigError("data.source: hub needs the `datasets` package (fix: pip install datasets, "
+                              "or use data.source: local)") from None
+        ds = datasets.load_dataset(cfg.data.name, revision=cfg.data.revision, split=split)
+        df = ds.to_pandas()
+    else:
+        path = source_files(cfg)[split]
+        df = pd.read_parquet(path)
+        if "idx" in df.columns and not (df["idx"].to_numpy() == range(len(df))).all():
+            raise ConfigError(f"data.path: {path} holds a subset (its idx is not 0..{len(df) - 1}); "
+                              "point data.path at the full split so strides index the split as published")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ConfigError(f"data: split {split!r} lacks columns {missing} (needs premise, hypothesis, label)")
+    return df.reset_index(drop=True)
+
+
+def load_samples(cfg: ExperimentConfig) -> tuple[pd.DataFrame, dict]:
+    """-> (samples table, per-role summary for the manifest)."""
+    cache: dict[str, pd.DataFrame] = {}
+    frames, summary, taken = [], {}, {}
+    for role in ROLES:
+        s = getattr(cfg.data, role)
+        if s.source_split not in cache:
+            cache[s.source_split] = _load_split(cfg, s.source_split)
+        full = cache[s.source_split]
+        positions = list(range(s.offset, len(full), s.stride))
+        if s.limit is not None:
+            positions = positions[: s.limit]
+        if not positions:
+            raise ConfigError(f"data.{role}: offset {s.offset} is past the end of split "
+                              f"{s.source_split!r} ({len(full)} rows)")
+        rows = full.iloc[positions]
+        labelled = rows[rows["label"].isin([0, 1, 2])]
+        bad = rows[~rows["label"].isin([-1, 0, 1, 2])]
+        if len(bad):
+            raise ConfigError(f"data: split {s.source_split!r} has labels outside -1..2 "
+                              f"(e.g. {bad['label'].iloc[0]!r}); expected SNLI's 0/1/2 and -1")
+        frames.append(pd.DataFrame({
+            "split": role, "source_split": s.source_split,
+            "idx": labelled.index.to_numpy(dtype="int64"),  # position in the split as published
+            "premise": labelled["premise"].astype(str).to_numpy(),
+            "hypothesis": labelled["hypothesis"].astype(str).to_numpy(),
+            "label": labelled["label"].astype("int64").to_numpy(),
+        }))
+        taken[role] = (s.source_split, set(frames[-1]["idx"]))
+        summary[role] = {
+            "source_split": s.source_split, "stride": s.stride, "offset": s.offset, "limit": s.limit,
+            "rows_sampled": len(positions), "rows_dropped_no_label": int(len(rows) - len(labelled)),
+            "rows": len(labelled),
+            "label_counts": {str(k): int(v) for k, v in labelled["label"].value_counts().sort_index().items()},
+        }
+    # A row used for training must never be scored as validation or test.
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        (sa, ia), (sb, ib) = taken[a], taken[b]
+        if sa == sb and ia & ib:
+            raise ConfigError(f"data.{a} and data.{b}: {len(ia & ib)} rows of split {sa!r} are in both "
+                              f"(e.g. idx {min(ia & ib)}); change the stride or offset so they are disjoint")
+    samples = pd.concat(frames, ignore_index=True)[TABLES["samples"].names]
+    return samples, summary
+
+
+def samples_fingerprint(samples: pd.DataFrame) -> str:
+    blob = pd.util.hash_pandas_object(samples, index=False).to_numpy().tobytes()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,193 @@
+"""Base models: where the weights come from, how they are quantized, and the LoRA adapters on top.
+
+Every base model ends up as a folder that `from_pretrained` can read, so the 4-bit path is the same
+for all sources:
+- hub / local: the id or folder as given;
+- gguf: dequantized once into .cache/models/ (transformers reads GGUF but cannot 4-bit-quantize it
+  directly, and re-reading the GGUF every stage would cost ~20 s each);
+- random: a model built from an architecture config with the run's seed, saved once into .cache/models/
+  (a shape-only run: real time, memory and parameter counts, meaningless accuracy).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from pipeline.config import ExperimentConfig, fingerprint
+from pipeline.locate import resolve_file
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def cache_root(cfg: ExperimentConfig) -> Path:
+    return Path(os.environ.get("NLI_CACHE", cfg.path(".cache")))
+
+
+def pick_device(cfg: ExperimentConfig) -> torch.device:
+    want = cfg.runtime.device
+    if want == "cuda" and not torch.cuda.is_available():
+        from pipeline.config import ConfigError
+        raise ConfigError("runtime.device: cuda was asked for but no GPU is visible (fix: runtime.device: auto)")
+    return torch.device("cuda" if want in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(cfg: ExperimentConfig, device: torch.device) -> torch.dtype:
+    """bf16 where the GPU has it, fp16 on older GPUs such as the T4, fp32 on CPU (bnb's CPU kernels and
+    CPU autocast are slow or missing in half precision)."""
+    name = cfg.quantization.compute_dtype
+    if name != "auto":
+        return DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    return torch.float32
+
+
+def apply_gpu_cap(cfg: ExperimentConfig, device: torch.device) -> int | None:
+    """Cap this process's GPU memory (the T4-budget run). Returns the cap in bytes."""
+    cap = cfg.runtime.gpu_memory_cap_gib
+    if cap is None or device.type != "cuda":
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory
+    cap_bytes = int(cap * 1024**3)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), device)
+    return cap_bytes
+
+
+def _gguf_to_folder(cfg: ExperimentConfig, gguf: Path) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.data import file_sha256
+    out = cache_root(cfg) / "models" / f"gguf-{file_sha256(gguf)[:16]}"
+    if (out / "config.json").is_file():
+        return out
+    print(f"Dequantizing {gguf.name} once into {out} (about 20 s on CPU)...", flush=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The GGUF loader marks the model as quantized; it is plain float32 now, and save_pretrained
+    # refuses a quantized model (DESIGN.md), so drop the marks before saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+def random_config(cfg: ExperimentConfig):
+    from transformers import AutoConfig
+    return AutoConfig.for_model(cfg.model.architecture, **cfg.model.shape)
+
+
+def _random_to_folder(cfg: ExperimentConfig, tokenizer) -> Path:
+    from transformers import AutoModelForCausalLM
+
+    config = random_config(cfg)
+    if len(tokenizer) > config.vocab_size:
+        from pipeline.config import ConfigError
+        raise ConfigError(f"model.shape.vocab_size: the tokenizer has {len(tokenizer)} tokens but the model only "
+                          f"{config.vocab_size} embeddings (fix: vocab_size: {len(tokenizer)} or more)")
+    config.pad_token_id = tokenizer.pad_token_id
+    key = fingerprint({"arch": cfg.model.architecture, "config": config.to_dict(), "seed": cfg.seed})
+    out = cache_root(cfg) / "models" / f"random-{cfg.model.architecture}-{key}"
+    if (out / "config.json").is_file():
+        return out
+    torch.manual_seed(cfg.seed)
+    # Initialise on the GPU when there is one: a 2.7B model initialises in seconds there, minutes on CPU.
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.device(dev):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16 if dev == "cuda" else torch.float32)
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    del model
+    tmp.rename(out)
+    return out
+
+
+def base_location(cfg: ExperimentConfig, tokenizer=None) -> str:
+    """A hub id or a local folder holding the base model's weights (see module docstring)."""
+    m = cfg.model
+    if m.source == "hub":
+        return m.name
+    if m.source == "local":
+        return str(cfg.path(m.name))
+    if m.source == "gguf":
+        return str(_gguf_to_folder(cfg, resolve_file(m.name, "model.name", cfg.path("."))))
+    return str(_random_to_folder(cfg, tokenizer))
+
+
+def quantization_config(cfg: ExperimentConfig, dtype: torch.dtype):
+    if not cfg.quantization.load_in_4bit:
+        return None
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=cfg.quantization.quant_type,
+                              bnb_4bit_use_double_quant=cfg.quantization.double_quant,
+                              bnb_4bit_compute_dtype=dtype)
+
+
+def _load_kwargs(cfg: ExperimentConfig, device: torch.device, dtype: torch.dtype) -> dict:
+    kw = dict(dtype=dtype, device_map={"": device.index or 0} if device.type == "cuda" else {"": "cpu"},
+              quantization_config=quantization_config(cfg, dtype))
+    if cfg.model.revision and cfg.model.source == "hub":
+        kw["revision"] = cfg.model.revision
+    if cfg.model.attn_implementation:
+        kw["attn_implementation"] = cfg.model.attn_implementation
+    return kw
+
+
+def load_classifier(cfg: ExperimentConfig, location: str, tokenizer, device, dtype):
+    """The base model with a fresh classification head (seeded: the head's init is part of the run)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from pipeline.schema import LABELS
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, num_labels=cfg.model.num_labels, id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)}, **_load_kwargs(cfg, device, dtype))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_causal_lm(cfg: ExperimentConfig, location: str, device, dtype):
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(location, **_load_kwargs(cfg, device, dtype))
+
+
+def peft_config(cfg: ExperimentConfig):
+    from peft import LoraConfig, TaskType
+    return LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                      lora_dropout=cfg.lora.dropout, target_modules=list(cfg.lora.target_modules),
+                      bias=cfg.lora.bias)
+
+
+def add_lora(cfg: ExperimentConfig, model):
+    """LoRA on the configured modules; the classification head trains as a full copy (peft SEQ_CLS)."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    gc_kwargs = {"use_reentrant": False}  # reentrant checkpointing breaks with peft (DESIGN.md)
+    if cfg.train.prepare_kbit and cfg.quantization.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=gc_kwargs)
+    elif cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
+        model.enable_input_require_grads()
+    model = get_peft_model(model, peft_config(cfg))
+    # Trainable weights (LoRA and the head copy) live in float32 so AdamW updates are not rounded
+    # away; the matmuls still run in the compute dtype under autocast.
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return model
+
+
+def free(*objs):
+    import gc
+    for o in objs:
+        del o
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
