@@ -456,7 +456,7 @@ class ResourceSampler:
         if key in self._warned:
             return
         self._warned.add(key)
-        log.warning("resource probe %s failed (recorded as missing from now on when it fails): %s: %s",
+        log.warning("resource probe %s failed, recorded as missing while it fails (logged once): %s: %s",
                     key, type(err).__name__, err)
 
 
