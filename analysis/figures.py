@@ -1,0 +1,220 @@
+"""Figures as PNG files (both render paths embed the same files). Each function returns a markdown
+image paragraph, or None when there is nothing to draw."""
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis import fmt, resources, stats  # noqa: E402
+from analysis.tables import esc  # noqa: E402
+from pipeline.schema import LABELS, STAGES  # noqa: E402
+
+STAGE_COLOURS = dict(zip(STAGES, ("#8da0cb", "#a6d854", "#ffd92f", "#fc8d62", "#66c2a5")))
+MODEL_LABELS = {"baseline_head": "baseline: untrained head", "baseline_zeroshot": "baseline: zero-shot prompt",
+                "finetuned": "fine-tuned"}
+DPI = 130
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
+                     "figure.dpi": DPI, "savefig.dpi": DPI})
+
+
+def model_label(m: str) -> str:
+    if m.startswith("epoch_") and m[6:].isdigit():
+        return f"after epoch {m[6:]}"
+    return MODEL_LABELS.get(m, m)
+
+
+def fig_dir() -> Path:
+    d = Path(os.environ.get("REPORT_FIG_DIR") or "report_files/analysis-figures")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _save(fig, name: str, caption: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    path = fig_dir() / f"{safe}.png"
+    fig.savefig(path, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    base = Path(os.environ.get("REPORT_DOC_DIR") or os.getcwd())
+    try:
+        link = os.path.relpath(path.resolve(), base.resolve())
+    except ValueError:
+        link = str(path.resolve())
+    link = Path(link).as_posix()
+    return f"\n![{esc(caption)}]({link}){{width=100%}}\n"
+
+
+def accuracy(run, joined: pd.DataFrame, original: dict) -> str | None:
+    """Test accuracy per model with Wilson 95 % intervals; the original study's two figures as markers."""
+    models = stats.models_in(joined)
+    accs = [a for a in (stats.accuracy(joined, m) for m in models) if a is not None]
+    if not accs:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(accs) + 1.2))
+    y = np.arange(len(accs))[::-1]
+    vals = [a.value * 100 for a in accs]
+    lo = [(a.value - a.ci[0]) * 100 for a in accs]
+    hi = [(a.ci[1] - a.value) * 100 for a in accs]
+    ax.barh(y, vals, color=["#bbbbbb" if a.model.startswith("baseline") else "#4c72b0" for a in accs], height=0.6)
+    ax.errorbar(vals, y, xerr=[lo, hi], fmt="none", ecolor="black", capsize=3, lw=1)
+    for yi, v in zip(y, vals):
+        ax.text(1, yi, f"{v:.1f} %", va="center", ha="left", fontsize=8, color="white" if v > 12 else "black")
+    ax.set_yticks(y, [model_label(a.model) for a in accs])
+    o = original.get("accuracy", {})
+    pos = {a.model: yi for a, yi in zip(accs, y)}
+    for key, model in (("baseline_head", "baseline_head"), ("finetuned", "finetuned")):
+        if key in o and model in pos:
+            ax.plot(o[key] * 100, pos[model], marker="D", mfc="white", mec="#c44e52", ms=7, ls="none",
+                    label="original study" if key == "baseline_head" or "baseline_head" not in pos else None)
+    chance = 100 / len(LABELS)
+    ax.axvline(chance, color="#999999", ls=":", lw=1)
+    ax.text(chance, y.max() + 0.55, " chance", fontsize=7, color="#666666", va="bottom")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"test accuracy, % (n = {accs[0].n}; bars: Wilson 95 % interval)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return _save(fig, f"{run.name}-accuracy", f"Test accuracy of {run.name} per model with 95 % intervals; "
+                 "red diamonds: the original study's figures")
+
+
+def training(run) -> str | None:
+    steps, epochs = run.table("steps"), run.table("epochs")
+    has_steps = steps is not None and len(steps)
+    has_epochs = epochs is not None and len(epochs)
+    if not has_steps and not has_epochs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    ax = axes[0]
+    if has_steps:
+        ax.plot(steps["step"], steps["loss"], lw=0.8, color="#4c72b0", alpha=0.6, label="loss per step")
+        if len(steps) >= 10:
+            w = max(3, len(steps) // 20)
+            ax.plot(steps["step"], steps["loss"].rolling(w, min_periods=1).mean(), lw=1.5, color="#4c72b0",
+                    label=f"moving mean ({w} steps)")
+        for _, g in steps.groupby("epoch"):
+            ax.axvline(g["step"].max(), color="#dddddd", lw=0.8, zorder=0)
+        ax.set_xlabel("optimizer step (grey lines: end of an epoch)")
+        ax.legend(fontsize=7, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "steps table missing", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylabel("training loss")
+    ax.set_title("Training loss")
+    ax = axes[1]
+    if has_epochs:
+        ax.plot(epochs["epoch"], epochs["val_accuracy"] * 100, marker="o", color="#55a868", label="validation accuracy")
+        ax.set_ylabel("validation accuracy, %", color="#55a868")
+        ax.set_ylim(0, 100)
+        ax2 = ax.twinx()
+        ax2.plot(epochs["epoch"], epochs["val_loss"], marker="s", color="#c44e52", label="validation loss")
+        ax2.plot(epochs["epoch"], epochs["train_loss"], marker="^", ls="--", color="#8172b2", label="training loss (epoch mean)")
+        ax2.set_ylabel("loss")
+        ax2.spines["right"].set_visible(True)
+        ax.set_xticks(list(epochs["epoch"]))
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, frameon=False, loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "epochs table missing", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("epoch")
+    ax.set_title("Per-epoch validation")
+    fig.tight_layout()
+    return _save(fig, f"{run.name}-training", f"Training loss per step and validation per epoch, {run.name}")
+
+
+def confusion(run, joined: pd.DataFrame, models: list[str]) -> str | None:
+    models = [m for m in models if (joined["model"] == m).any()]
+    if not models:
+        return None
+    fig, axes = plt.subplots(1, len(models), figsize=(2.9 * len(models) + 0.4, 2.9), squeeze=False)
+    short = [lab[:6] + "." if len(lab) > 7 else lab for lab in LABELS]
+    for ax, m in zip(axes[0], models):
+        cm = stats.confusion(joined, m).to_numpy()
+        ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, cm.max()))
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=10,
+                        color="white" if cm[i, j] > cm.max() * 0.6 else "black")
+        ax.set_xticks(range(len(LABELS)), short)
+        ax.set_yticks(range(len(LABELS)), short)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(model_label(m), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, f"{run.name}-confusion", f"Confusion matrices on the test rows, {run.name} (rows: gold label)")
+
+
+def resource_timeline(run) -> str | None:
+    tl = resources.timeline(run.table("resources"))
+    if not len(tl):
+        return None
+    fig, axes = plt.subplots(3, 1, figsize=(9, 5.6), sharex=True)
+    gib = fmt.GIB
+    panels = [
+        ("GPU memory, GiB", [("gpu_mem_used_bytes", "device memory used (NVML)"),
+                             ("torch_allocated_bytes", "torch allocated"),
+                             ("torch_reserved_bytes", "torch reserved")], gib),
+        ("RAM, GiB", [("process_rss_bytes", "process RSS"), ("system_ram_used_bytes", "system RAM used")], gib),
+        ("CPU, %", [("cpu_pct", "CPU (whole machine)"), ("gpu_util_pct", "GPU utilisation")], 1),
+    ]
+    # stage bands
+    spans = tl.groupby("stage")["t"].agg(["min", "max"])
+    for ax, (title, series, scale) in zip(axes, panels):
+        for st, (a, b) in spans.iterrows():
+            ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
+        drawn = False
+        for col, label in series:
+            s = tl[col]
+            if s.notna().any():
+                ax.plot(tl["t"], s / scale, lw=1, label=label)
+                drawn = True
+        if title.startswith("GPU memory"):
+            cap = run.cap_bytes
+            if cap and drawn:
+                ax.axhline(cap / gib, color="#c44e52", ls="--", lw=1, label=f"cap {cap / gib:.1f} GiB")
+            if not drawn:
+                ax.text(0.5, 0.5, "GPU not measured (no GPU in this run)", ha="center", va="center",
+                        transform=ax.transAxes, color="#666666")
+        if drawn:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_ylabel(title)
+    handles = [matplotlib.patches.Patch(color=STAGE_COLOURS.get(s, "#eeeeee"), alpha=0.5, label=s) for s in spans.index]
+    order = resources.stage_order(spans.index)
+    handles = sorted(handles, key=lambda h: order.index(h.get_label()))
+    fig.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=len(handles),
+               bbox_to_anchor=(0.08, 1.0), title="stage (background colour)", title_fontsize=7)
+    axes[-1].set_xlabel("seconds since the first sample of the run (background colour: stage)")
+    fig.tight_layout()
+    return _save(fig, f"{run.name}-resources", f"Resources over time, {run.name}, coloured by stage")
+
+
+def runs_overview(rows: list[dict], original: dict) -> str | None:
+    """Fine-tuning time and peak GPU memory per run, the original study's beside them."""
+    if not rows:
+        return None
+    names = [original["label"]] + [r["name"] for r in rows]
+    times = [original["finetune_seconds"]] + [r["finetune_seconds"] for r in rows]
+    mems = [original["resources"]["gpu_memory_bytes"] / fmt.GIB] + [r["peak_gpu_bytes"] / fmt.GIB for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 0.45 * len(names) + 1.3))
+    y = np.arange(len(names))[::-1]
+    for ax, vals, title in ((axes[0], times, "fine-tuning time, s"), (axes[1], mems, "peak GPU memory, GiB")):
+        colours = ["#c44e52"] + ["#4c72b0"] * len(rows)
+        for yi, v, c in zip(y, vals, colours):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                ax.text(0, yi, " not measured", va="center", fontsize=8, color="#666666")
+            else:
+                ax.barh(yi, v, color=c, height=0.6)
+                ax.text(v, yi, f" {v:,.0f}" if v >= 100 else f" {v:,.1f}", va="center", fontsize=8)
+        ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
+        ax.set_title(title)
+        ax.margins(x=0.25)
+    fig.tight_layout()
+    return _save(fig, "runs-overview", "Fine-tuning time and peak GPU memory per run; red: the original study "
+                 "(its GPU figure is the T4's capacity, see the text)")

