@@ -52,7 +52,7 @@ def case_table(joined: pd.DataFrame, baseline: str = "baseline_head", model: str
     rb, rf = m["pred_base"] == m["label"], m["pred_ft"] == m["label"]
     m["category"] = np.select([~rb & rf, rb & ~rf, ~rb & ~rf], ["corrected", "regressed", "unresolved"], "kept")
     m["negation"] = m["hypothesis"].map(has_negation)
-    m["overlap"] = [overlap(p, h) for p, h in zip(m["premise"], m["hypothesis"])]
+    m["overlap"] = [overlap(p, h) for p, h in zip(m["premise"], m["hypothesis"], strict=False)]
     m["hyp_words"] = m["hypothesis"].map(lambda t: len(words(t)))
     return m
 

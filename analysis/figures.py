@@ -18,7 +18,7 @@ from analysis import fmt, resources, stats  # noqa: E402
 from analysis.tables import esc  # noqa: E402
 from pipeline.schema import LABELS, STAGES  # noqa: E402
 
-STAGE_COLOURS = dict(zip(STAGES, ("#8da0cb", "#a6d854", "#ffd92f", "#fc8d62", "#66c2a5")))
+STAGE_COLOURS = dict(zip(STAGES, ("#8da0cb", "#a6d854", "#ffd92f", "#fc8d62", "#66c2a5"), strict=False))
 MODEL_LABELS = {"baseline_head": "baseline: untrained head", "baseline_zeroshot": "baseline: zero-shot prompt",
                 "finetuned": "fine-tuned"}
 DPI = 130
@@ -65,11 +65,11 @@ def accuracy(run, joined: pd.DataFrame, original: dict) -> str | None:
     hi = [(a.ci[1] - a.value) * 100 for a in accs]
     ax.barh(y, vals, color=["#bbbbbb" if a.model.startswith("baseline") else "#4c72b0" for a in accs], height=0.6)
     ax.errorbar(vals, y, xerr=[lo, hi], fmt="none", ecolor="black", capsize=3, lw=1)
-    for yi, v in zip(y, vals):
+    for yi, v in zip(y, vals, strict=False):
         ax.text(1, yi, f"{v:.1f} %", va="center", ha="left", fontsize=8, color="white" if v > 12 else "black")
     ax.set_yticks(y, [model_label(a.model) for a in accs])
     o = original.get("accuracy", {})
-    pos = {a.model: yi for a, yi in zip(accs, y)}
+    pos = {a.model: yi for a, yi in zip(accs, y, strict=False)}
     for key, model in (("baseline_head", "baseline_head"), ("finetuned", "finetuned")):
         if key in o and model in pos:
             ax.plot(o[key] * 100, pos[model], marker="D", mfc="white", mec="#c44e52", ms=7, ls="none",
@@ -135,7 +135,7 @@ def confusion(run, joined: pd.DataFrame, models: list[str]) -> str | None:
         return None
     fig, axes = plt.subplots(1, len(models), figsize=(2.9 * len(models) + 0.4, 2.9), squeeze=False)
     short = [lab[:6] + "." if len(lab) > 7 else lab for lab in LABELS]
-    for ax, m in zip(axes[0], models):
+    for ax, m in zip(axes[0], models, strict=False):
         cm = stats.confusion(joined, m).to_numpy()
         ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(1, cm.max()))
         for i in range(cm.shape[0]):
@@ -166,7 +166,7 @@ def resource_timeline(run) -> str | None:
     ]
     # stage bands
     spans = tl.groupby("stage")["t"].agg(["min", "max"])
-    for ax, (title, series, scale) in zip(axes, panels):
+    for ax, (title, series, scale) in zip(axes, panels, strict=False):
         for st, (a, b) in spans.iterrows():
             ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
         drawn = False
@@ -206,7 +206,7 @@ def runs_overview(rows: list[dict], original: dict) -> str | None:
     y = np.arange(len(names))[::-1]
     for ax, vals, title in ((axes[0], times, "fine-tuning time, s"), (axes[1], mems, "peak GPU memory, GiB")):
         colours = ["#c44e52"] + ["#4c72b0"] * len(rows)
-        for yi, v, c in zip(y, vals, colours):
+        for yi, v, c in zip(y, vals, colours, strict=False):
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 ax.text(0, yi, " not measured", va="center", fontsize=8, color="#666666")
             else:

@@ -251,8 +251,8 @@ def write_pdf(md: Path, out: Path, cfg: dict) -> None:
 # ----------------------------------------------------------------------------------------------- main
 def render_quarto(out: Path, env: dict, formats: list[str]) -> None:
     cmd = ["quarto", "render", str(QMD), "--output-dir", str(out)]
-    for f in formats:
-        cmd += ["--to", {"html": "html", "pdf": "typst"}[f]] if len(formats) == 1 else []
+    if len(formats) == 1:
+        cmd += ["--to", {"html": "html", "pdf": "typst"}[formats[0]]]
     proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env})
     if proc.returncode != 0:
         raise RenderError(f"quarto render failed with exit code {proc.returncode}")
@@ -320,7 +320,7 @@ def render(results: Path | None = None, out: Path | None = None, runs: str | Non
         finally:
             if tmp is not None:
                 tmp.cleanup()
-    for f, p in produced.items():
+    for _f, p in produced.items():
         print(f"  wrote {p} ({p.stat().st_size / 1024:,.0f} KiB)")
     print(f"[render] done in {time.perf_counter() - t0:.1f} s")
     return produced

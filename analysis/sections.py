@@ -10,7 +10,6 @@ import yaml
 from analysis import cases as cs
 from analysis import figures, fmt, stats, text
 from analysis.load import label_name
-from analysis.resources import stage_order
 from analysis.summary import BASELINES, Report, RunFigures, build
 from analysis.tables import esc, key_value, md_table
 from pipeline.schema import LABELS, STAGES

@@ -114,7 +114,7 @@ def confusion(df: pd.DataFrame, model: str) -> pd.DataFrame:
     d = df[df["model"] == model]
     k = len(LABELS)
     m = np.zeros((k, k), dtype=int)
-    for g, p in zip(d["label"], d["pred"]):
+    for g, p in zip(d["label"], d["pred"], strict=False):
         if 0 <= g < k and 0 <= p < k:
             m[int(g), int(p)] += 1
     return pd.DataFrame(m, index=list(LABELS), columns=list(LABELS))

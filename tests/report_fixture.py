@@ -37,7 +37,7 @@ def write_table(folder: Path, name: str, columns: dict) -> None:
 
 def _sentences(rng: np.random.Generator, n: int) -> tuple[list[str], list[str], list[int]]:
     premises, hyps, labels = [], [], []
-    for i in range(n):
+    for _ in range(n):
         s, a, p = rng.choice(SUBJECTS), rng.choice(ACTIONS), rng.choice(PLACES)
         label = int(rng.integers(0, 3))
         premise = f"{s} {a} {p} while a crowd watches quietly from the side."
@@ -294,7 +294,7 @@ def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
 def make_results(root: Path) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    for i, (name, kind) in enumerate(zip(RUNS, ("gpu", "shape", "cpu"))):
+    for i, (name, kind) in enumerate(zip(RUNS, ("gpu", "shape", "cpu"), strict=False)):
         write_run(root, name, kind=kind, seed=100 + i)
     (root / "report.yaml").write_text("runs: [" + ", ".join([*RUNS, ABSENT]) + "]\n")
     return root
