@@ -162,7 +162,7 @@ def resource_timeline(run) -> str | None:
                              ("torch_allocated_bytes", "torch allocated"),
                              ("torch_reserved_bytes", "torch reserved")], gib),
         ("RAM, GiB", [("process_rss_bytes", "process RSS"), ("system_ram_used_bytes", "system RAM used")], gib),
-        ("CPU, %", [("cpu_pct", "CPU (whole machine)"), ("gpu_util_pct", "GPU utilisation")], 1),
+        ("CPU, GPU util., %", [("cpu_pct", "CPU (whole machine)"), ("gpu_util_pct", "GPU utilisation")], 1),
     ]
     # stage bands
     spans = tl.groupby("stage")["t"].agg(["min", "max"])

@@ -253,7 +253,8 @@ def render_quarto(out: Path, env: dict, formats: list[str]) -> None:
     cmd = ["quarto", "render", str(QMD), "--output-dir", str(out)]
     if len(formats) == 1:
         cmd += ["--to", {"html": "html", "pdf": "typst"}[formats[0]]]
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env})
+    # Quarto runs the cells with this interpreter (the report environment), not whatever python is on PATH.
+    proc = subprocess.run(cmd, cwd=ROOT, env={"QUARTO_PYTHON": sys.executable, **os.environ, **env})
     if proc.returncode != 0:
         raise RenderError(f"quarto render failed with exit code {proc.returncode}")
 

@@ -27,7 +27,7 @@ def _mean(s: pd.Series) -> float:
     return float(s.mean()) if len(s) else math.nan
 
 
-def per_stage(resources: pd.DataFrame | None) -> pd.DataFrame:
+def per_stage(resources: pd.DataFrame | None, stages: dict | None = None) -> pd.DataFrame:
     if resources is None or not len(resources):
         return pd.DataFrame()
     rows = []
@@ -38,12 +38,26 @@ def per_stage(resources: pd.DataFrame | None) -> pd.DataFrame:
             row[f"peak_{c}"] = _max(d[c])
         row["mean_gpu_util_pct"] = _mean(d["gpu_util_pct"])
         row["mean_cpu_pct"] = _mean(d["cpu_pct"])
+        row["exact_max_allocated_bytes"] = manifest_peak(stages, "torch_max_allocated_bytes", st)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def overall(resources: pd.DataFrame | None, epochs: pd.DataFrame | None = None) -> dict:
-    """Whole-run peaks. peak_allocated also looks at the per-epoch torch.cuda.max_memory_allocated
+def manifest_peak(stages: dict | None, key: str, stage: str | None = None) -> float:
+    """Exact peaks the pipeline records per stage in the manifest (stages.<name>.peaks.<key>), e.g.
+    torch_max_allocated_bytes from torch.cuda.max_memory_allocated; NaN when absent."""
+    vals = []
+    for name, rec in (stages or {}).items():
+        if stage is not None and name != stage:
+            continue
+        v = ((rec or {}).get("peaks") or {}).get(key) if isinstance(rec, dict) else None
+        if isinstance(v, (int, float)) and not math.isnan(v):
+            vals.append(float(v))
+    return max(vals) if vals else math.nan
+
+
+def overall(resources: pd.DataFrame | None, epochs: pd.DataFrame | None = None, stages: dict | None = None) -> dict:
+    """Whole-run peaks. peak_allocated also looks at the per-epoch and per-stage torch.cuda.max_memory_allocated
     (exact, where the sampler only sees moments)."""
     out = {f"peak_{c}": math.nan for c in PEAK_COLUMNS}
     out["mean_cpu_pct"] = math.nan
@@ -52,8 +66,13 @@ def overall(resources: pd.DataFrame | None, epochs: pd.DataFrame | None = None) 
             out[f"peak_{c}"] = _max(resources[c])
         out["mean_cpu_pct"] = _mean(resources["cpu_pct"])
     out["peak_epoch_allocated_bytes"] = _max(epochs["peak_allocated_bytes"]) if epochs is not None and len(epochs) else math.nan
-    alloc = [v for v in (out["peak_torch_allocated_bytes"], out["peak_epoch_allocated_bytes"]) if not math.isnan(v)]
+    out["peak_stage_max_allocated_bytes"] = manifest_peak(stages, "torch_max_allocated_bytes")
+    out["peak_stage_max_reserved_bytes"] = manifest_peak(stages, "torch_max_reserved_bytes")
+    alloc = [v for v in (out["peak_torch_allocated_bytes"], out["peak_epoch_allocated_bytes"],
+                         out["peak_stage_max_allocated_bytes"]) if not math.isnan(v)]
     out["peak_allocated_bytes"] = max(alloc) if alloc else math.nan
+    reserved = [v for v in (out["peak_torch_reserved_bytes"], out["peak_stage_max_reserved_bytes"]) if not math.isnan(v)]
+    out["peak_reserved_bytes"] = max(reserved) if reserved else math.nan
     return out
 
 

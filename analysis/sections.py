@@ -157,6 +157,19 @@ def summary(R: Report) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ 2
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _stride_text(stride, offset, limit) -> str:
+    if stride is None:
+        return "not recorded"
+    s = "every row" if stride == 1 else f"every {_ordinal(int(stride))} row"
+    s += f" from {offset}" if offset else " from 0"
+    return s + (f", at most {limit}" if limit else "")
+
+
 def _split_rows(run) -> tuple[str, list[str]]:
     data = run.manifest.get("data") or {}
     splits = data.get("splits") or {}
@@ -177,7 +190,7 @@ def _split_rows(run) -> tuple[str, list[str]]:
         dist = ", ".join(f"{LABELS[int(k)]} {v}" for k, v in sorted(counts.items(), key=lambda kv: int(kv[0]))) \
             if counts else "not recorded"
         rows.append([split, sp.get("source_split", cfg.get("source_split", "?")),
-                     f"every {stride}th from {offset}" + (f", at most {limit}" if limit else ""),
+                     _stride_text(stride, offset, limit),
                      fmt.integer(sp.get("rows_sampled"), "not recorded"),
                      fmt.integer(sp.get("rows_dropped_no_label"), "not recorded"),
                      fmt.integer(sp.get("rows", len(present) if present else None), "not recorded"), dist])
@@ -413,7 +426,7 @@ def parameters(R: Report) -> str:
         table = md_table(["component", "stored elements", "logical parameters", "trainable", "bytes", "dtype"], rows,
                          align="lrrrrl", raw=True, widths=[30, 14, 14, 12, 14, 8])
         quant_gap = int((t["logical_params"] - t["stored_elements"]).sum())
-        score_rows = t[t["component"].str.contains("score", case=False)]
+        score_rows = t[t["component"].str.contains(r"score|head", case=False)]
     run_rows = []
     for r in R.runs:
         p = R.of(r).params
@@ -442,7 +455,7 @@ def _peak_rows(f: RunFigures, o: dict) -> list[list[str]]:
         ["GPU memory used, whole device (NVML)", fmt.mem(pk["peak_gpu_mem_used_bytes"]),
          fmt.gb(res["gpu_memory_bytes"]) + " (see note)"],
         ["GPU memory allocated by torch (peak)", fmt.mem(pk["peak_allocated_bytes"]), "not reported"],
-        ["GPU memory reserved by torch (peak)", fmt.mem(pk["peak_torch_reserved_bytes"]), "not reported"],
+        ["GPU memory reserved by torch (peak)", fmt.mem(pk["peak_reserved_bytes"]), "not reported"],
         ["GPU memory of the device (total)", fmt.mem(total) if gpu else fmt.NOT_MEASURED + " (no GPU)", "not reported"],
         ["GPU utilisation (peak)", fmt.pct_value(pk["peak_gpu_util_pct"]), "not reported"],
         ["RAM of the process (peak RSS)", fmt.mem(pk["peak_process_rss_bytes"]), fmt.gb(res["ram_bytes"])],
@@ -458,7 +471,7 @@ def cap_check(f: RunFigures) -> dict | None:
     if not cap:
         return None
     alloc = f.peaks["peak_allocated_bytes"]
-    reserved = f.peaks["peak_torch_reserved_bytes"]
+    reserved = f.peaks["peak_reserved_bytes"]
     worst = max([v for v in (alloc, reserved) if not fmt.missing(v)], default=math.nan)
     return {"cap": cap, "alloc": alloc, "reserved": reserved, "share": worst / cap if not fmt.missing(worst) else math.nan,
             "within": (not fmt.missing(worst)) and worst <= cap, "headroom": cap - worst if not fmt.missing(worst) else math.nan}
@@ -475,13 +488,14 @@ def resources(R: Report) -> str:
         g, h = [], []
         for r in sp.itertuples():
             g.append([r.stage, fmt.gib(r.peak_gpu_mem_used_bytes), fmt.gib(r.peak_torch_allocated_bytes),
-                      fmt.gib(r.peak_torch_reserved_bytes), fmt.pct_value(r.mean_gpu_util_pct),
-                      fmt.pct_value(r.peak_gpu_util_pct)])
+                      fmt.gib(r.exact_max_allocated_bytes), fmt.gib(r.peak_torch_reserved_bytes),
+                      fmt.pct_value(r.mean_gpu_util_pct), fmt.pct_value(r.peak_gpu_util_pct)])
             h.append([r.stage, fmt.seconds(r.span_s), r.samples, fmt.gib(r.peak_process_rss_bytes),
                       fmt.gib(r.peak_system_ram_used_bytes), fmt.pct_value(r.mean_cpu_pct), fmt.pct_value(r.peak_cpu_pct),
                       fmt.gb(r.peak_disk_used_bytes, 1)])
-        gpu_table = md_table(["stage", "device used (NVML)", "torch allocated", "torch reserved", "GPU util. mean",
-                              "GPU util. peak"], g, align="lrrrrr")
+        gpu_table = md_table(["stage", "device used (NVML)", "torch allocated (sampled)",
+                              "torch max allocated (exact)", "torch reserved", "GPU util. mean", "GPU util. peak"], g,
+                             align="lrrrrrr")
         host_table = md_table(["stage", "sampled span", "samples", "process RSS", "system RAM", "CPU mean", "CPU peak",
                                "disk used"], h, align="lrrrrrrr")
     caps = []
@@ -590,8 +604,6 @@ def reproducibility(R: Report) -> str:
 
 # ------------------------------------------------------------------------------------------------ 9
 def all_runs(R: Report) -> str:
-    if not R.runs:
-        return _no_runs(R)
     o = R.original
     figs = [R.of(r) for r in R.runs]
 

@@ -121,16 +121,16 @@ class RunFigures:
     # --- resources ---
     @cached_property
     def peaks(self) -> dict:
-        return resources.overall(self.run.table("resources"), self.run.table("epochs"))
+        return resources.overall(self.run.table("resources"), self.run.table("epochs"), self.run.manifest.get("stages"))
 
     @cached_property
     def stage_peaks(self) -> pd.DataFrame:
-        return resources.per_stage(self.run.table("resources"))
+        return resources.per_stage(self.run.table("resources"), self.run.manifest.get("stages"))
 
     @property
     def peak_gpu_bytes(self) -> float:
         """Peak device memory as nvidia-smi shows it (NVML), else torch reserved / allocated."""
-        for k in ("peak_gpu_mem_used_bytes", "peak_torch_reserved_bytes", "peak_allocated_bytes"):
+        for k in ("peak_gpu_mem_used_bytes", "peak_reserved_bytes", "peak_allocated_bytes"):
             v = self.peaks.get(k, math.nan)
             if not math.isnan(v):
                 return v

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 from pipeline.schema import LABELS, PROB_COLUMNS, SCHEMA_VERSION, TABLES
 
 RUNS = ("fixture-gpu", "fixture-shape", "fixture-cpu")
+STAGE_MAX_ALLOCATED = {"data": 0.5 * 2 ** 30, "params": 2.1 * 2 ** 30, "baseline": 3.2 * 2 ** 30, "train": 9.9 * 2 ** 30,
+                       "evaluate": 4.1 * 2 ** 30}
 ABSENT = "fixture-absent"
 GIB = 2 ** 30
 
@@ -92,6 +94,9 @@ def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_t
         rec = {"status": status, "start": f"2025-11-28T10:{int(t // 60):02d}:{int(t % 60):02d}+00:00",
                "end": None if status == "running" else "2025-11-28T10:30:00+00:00",
                "seconds": None if status == "running" else secs, "fingerprint": f"{st}0123456789abc"[:16]}
+        if gpu:  # exact per-stage peaks (torch.cuda.max_memory_allocated / reserved), as the pipeline records them
+            rec["peaks"] = {"torch_max_allocated_bytes": STAGE_MAX_ALLOCATED[st], "torch_max_reserved_bytes":
+                            STAGE_MAX_ALLOCATED[st] * 1.1, "cpu_pct": None}
         if st == "train":
             rec.update(epochs_done=epochs_done, epochs_total=epochs_total, finetune_seconds=None if in_progress else 290.0,
                        error=None)

@@ -107,3 +107,11 @@ def test_markdown_escaping_in_tables():
     assert "|" not in cell.replace("\\|", "")
     t = md_table(["a", "b"], [[s, "x"]])
     assert t.count("\n|") == 3  # header, separator, one row: the pipe inside the cell did not split it
+
+
+def test_exact_stage_peaks_from_the_manifest_count(report):
+    R = report("fixture-gpu")
+    res = S.resources(R)
+    # the sampler saw at most ~9.7 GiB allocated; the manifest's exact train-stage peak is 9.90 GiB
+    assert "9.90 GiB" in res
+    assert R.of(R.headline).peaks["peak_allocated_bytes"] == pytest.approx(9.9 * 2 ** 30)
