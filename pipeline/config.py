@@ -352,14 +352,13 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load_config(path: str | Path, overrides: list[str] | tuple = (), check_files: bool = True) -> ExperimentConfig:
     path = Path(path)
     raw = _read_yaml(path)
-    for text in overrides:
-        _set_dotted(raw, *parse_override(text))
-    cfg = _build(ExperimentConfig, raw, "")
-    where = str(path)
     try:
+        for text in overrides:
+            _set_dotted(raw, *parse_override(text))
+        cfg = _build(ExperimentConfig, raw, "")
         _validate(cfg, check_files)
     except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
+        raise ConfigError(f"{path}: {e}") from None
     return cfg
 
 

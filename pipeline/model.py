@@ -149,12 +149,22 @@ def load_classifier(cfg: ExperimentConfig, location: str, tokenizer, device, dty
         location, num_labels=cfg.model.num_labels, id2label=dict(enumerate(LABELS)),
         label2id={n: i for i, n in enumerate(LABELS)}, **_load_kwargs(cfg, device, dtype))
     model.config.pad_token_id = tokenizer.pad_token_id
+    return _no_cpu_repacking(model)
+
+
+def _no_cpu_repacking(model):
+    """bitsandbytes (0.50) repacks 4-bit weights into an inference-only layout the first time a CPU
+    model runs in eval mode. Training through the repacked weights then fails ("a view of a leaf
+    Variable ... in-place") and results shift by ~1e-5, which would break exact resume. Keep one layout."""
+    for m in model.modules():
+        if hasattr(m, "support_avx512bf16_for_cpu"):
+            m.support_avx512bf16_for_cpu = False
     return model
 
 
 def load_causal_lm(cfg: ExperimentConfig, location: str, device, dtype):
     from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(location, **_load_kwargs(cfg, device, dtype))
+    return _no_cpu_repacking(AutoModelForCausalLM.from_pretrained(location, **_load_kwargs(cfg, device, dtype)))
 
 
 def peft_config(cfg: ExperimentConfig):

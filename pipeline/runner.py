@@ -51,6 +51,8 @@ class Runner:
             return "not run"
         if rec.get("status") == "done":
             return "up to date" if rec.get("fingerprint") == self.fingerprints[stage] else "stale (inputs changed)"
+        if self.store.is_interrupted(stage):
+            return "interrupted (run again to resume)"
         return rec.get("status", "unknown")
 
     # --- lazily built context, only when a stage needs a model ---

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -117,6 +118,19 @@ class RunStore:
         self.write_manifest(m)
         return stages[name]
 
+    def is_interrupted(self, name: str) -> bool:
+        """A `running` record whose process is gone (killed, crashed, machine rebooted)."""
+        st = self.stage(name)
+        if st.get("status") != "running":
+            return False
+        if st.get("host") != socket.gethostname():
+            return True
+        try:
+            os.kill(int(st.get("pid", -1)), 0)
+        except (OSError, ValueError):
+            return True
+        return False
+
     def is_done(self, name: str, fingerprint: str) -> bool:
         st = self.stage(name)
         return st.get("status") == "done" and st.get("fingerprint") == fingerprint
@@ -133,7 +147,8 @@ class StageTimer:
         # A fresh record: stale extra fields of an earlier attempt (errors, epoch counts) must not linger.
         m = self.store.manifest()
         m.setdefault("stages", {})[self.name] = {"status": "running", "start": utc_now(), "end": None,
-                                                 "seconds": None, "fingerprint": self.fingerprint}
+                                                 "seconds": None, "fingerprint": self.fingerprint,
+                                                 "pid": os.getpid(), "host": socket.gethostname()}
         self.store.write_manifest(m)
         return self
 

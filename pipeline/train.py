@@ -53,6 +53,15 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
+def _crash_point(epoch: int) -> None:
+    """Crash injection for the resume test: PIPELINE_KILL_AFTER_EPOCH=k SIGKILLs this process right after
+    epoch k's checkpoint is complete (a real kill: no cleanup, no flushing, no exception handlers)."""
+    import os
+    import signal
+    if os.environ.get("PIPELINE_KILL_AFTER_EPOCH") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def completed_epochs(ckpt: Path, fingerprint: str) -> int:
     """The last epoch whose checkpoint is complete and belongs to this exact training setup."""
     best = 0
@@ -133,6 +142,14 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             acc.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
 
+    # Where the curve starts: validation loss and accuracy before any training (kept from the first
+    # process when resuming).
+    va_probs, va_loss = predict_head(model, tokenizer, va_prompts, va_labels, batch_size=cfg.eval.batch_size,
+                                     max_length=max_len, multiple=multiple, device=device, desc="validate (start)")
+    start_metrics = {"val_loss": va_loss, "val_accuracy": float((va_probs.argmax(1) == va_labels).mean())}
+    if done:  # the figures before any training are the first process's
+        start_metrics = state.get("before_training", start_metrics)
+
     global_step = done * steps_per_epoch
     for epoch in range(done + 1, cfg.train.epochs + 1):
         order = epoch_order(len(seqs), cfg.seed, epoch)
@@ -188,7 +205,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             acc.unwrap_model(model).save_pretrained(folder)
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-                        "rng": _rng_state(), "epochs": epoch_rows, "steps": step_rows, "order": order},
+                        "rng": _rng_state(), "before_training": start_metrics, "epochs": epoch_rows, "steps": step_rows, "order": order},
                        folder / "state.pt")
             (folder / "meta.json").write_text(json.dumps({"epoch": epoch, "fingerprint": fingerprint}))
 
@@ -196,6 +213,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
         on_epoch(pd.DataFrame(epoch_rows), pd.DataFrame(step_rows),
                  {"epochs_done": epoch, "epochs_total": cfg.train.epochs,
                   "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows))})
+        _crash_point(epoch)
         r = epoch_rows[-1]
         print(f"epoch {epoch}: train loss {r['train_loss']:.4f}, val loss {r['val_loss']:.4f}, "
               f"val accuracy {r['val_accuracy']:.3f}, {seconds:.1f} s, {r['tokens_per_s']:.0f} tokens/s", flush=True)
@@ -207,7 +225,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
 
     _atomic_dir(ckpt / "final", write_final)
     orders = [epoch_order(len(seqs), cfg.seed, e) for e in range(1, cfg.train.epochs + 1)]
-    return {"epochs_done": cfg.train.epochs, "epochs_total": cfg.train.epochs,
+    return {"epochs_done": cfg.train.epochs, "before_training": start_metrics, "epochs_total": cfg.train.epochs,
             "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows)),
             "data_order": f"torch.randperm per epoch, generator seed = seed*1000003 + epoch; sha256 "
                           f"{hashlib.sha256(json.dumps(orders).encode()).hexdigest()[:16]}",

@@ -1,0 +1,145 @@
+"""The whole pipeline on CPU with the tiny config: tables, re-runs, partial re-runs, crash and resume."""
+import json
+import shutil
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.schema import TABLES
+from tests.conftest import cli, sets, tiny_overrides
+
+CONFIG = "configs/tiny-cpu.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    ov = tiny_overrides(tmp)
+    r = cli("run", CONFIG, *sets(ov))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp, ov, r
+
+
+def test_every_table_written_with_its_schema(tiny_run):
+    tmp, _, r = tiny_run
+    folder = tmp / "results" / "tiny-test"
+    for name in ("samples", "predictions", "epochs", "steps", "resources", "params"):
+        table = pq.read_table(folder / f"{name}.parquet")
+        assert table.schema.equals(TABLES[name], check_metadata=False), name
+        assert table.num_rows > 0, name
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["weights"] == "random" and m["compute_dtype"] == "float32"
+    assert {s: v["status"] for s, v in m["stages"].items()} == dict.fromkeys(
+        ["data", "params", "baseline", "train", "evaluate"], "done")
+    assert m["data"]["splits"]["train"]["rows_dropped_no_label"] > 0  # the fixture has unlabelled rows
+    preds = pd.read_parquet(folder / "predictions.parquet")
+    assert set(preds["model"]) == {"baseline_head", "baseline_zeroshot", "epoch_1", "epoch_2", "epoch_3", "finetuned"}
+    probs = preds[["p_entailment", "p_neutral", "p_contradiction"]].sum(axis=1)
+    assert ((probs - 1).abs() < 1e-6).all()
+    # The final adapter is the last epoch's: same predictions.
+    a = preds[preds.model == "finetuned"].sort_values(["split", "idx"])["pred"].to_numpy()
+    b = preds[preds.model == "epoch_3"].sort_values(["split", "idx"])["pred"].to_numpy()
+    assert (a == b).all()
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    assert epochs["epoch"].tolist() == [1, 2, 3]
+    assert abs(m["stages"]["train"]["finetune_seconds"] - epochs["seconds"].sum()) < 1e-6
+    res = pd.read_parquet(folder / "resources.parquet")
+    assert set(res["stage"]) == {"data", "params", "baseline", "train", "evaluate"}
+    assert res["gpu_mem_used_bytes"].isna().all()  # CPU run: not measured, never 0
+    # Measured on the loaded model == accounted on the meta device.
+    assert m["stages"]["train"]["measured_params"]["stored_elements"] == m["params_summary"]["stored_elements"]
+    assert "test accuracy finetuned" in r.stdout
+
+
+def test_final_adapter_loads_with_peft(tiny_run):
+    tmp, _, _ = tiny_run
+    cfg = json.loads((tmp / "checkpoints" / "tiny-test" / "final" / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["task_type"] == "SEQ_CLS" and cfg["r"] == 8
+
+
+def test_unchanged_rerun_does_no_work(tiny_run):
+    tmp, ov, _ = tiny_run
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp / "results" / "tiny-test").iterdir()}
+    r = cli("run", CONFIG, *sets(ov))
+    assert r.returncode == 0
+    assert "all 5 stages up to date" in r.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp / "results" / "tiny-test").iterdir()}
+    assert before == after  # not even the manifest was rewritten
+
+
+def test_changed_field_reruns_only_dependent_stages(tiny_run, tmp_path):
+    src, ov, _ = tiny_run
+    shutil.copytree(src / "results", tmp_path / "results")
+    shutil.copytree(src / "checkpoints", tmp_path / "checkpoints")
+    ov = tiny_overrides(tmp_path)
+
+    def rerun(*changes):
+        r = cli("run", CONFIG, *sets(ov + list(changes)))
+        assert r.returncode == 0, r.stderr[-2000:]
+        return {s for s in ("data", "params", "baseline", "train", "evaluate") if f"[{s}] running" in r.stdout}
+
+    # eval settings feed every prediction, not the training
+    assert rerun("eval.batch_size=7") == {"baseline", "evaluate"}
+    # a training field: the training and what reads its adapters
+    assert rerun("eval.batch_size=7", "train.learning_rate=0.002") == {"train", "evaluate"}
+    # the LoRA rank changes the parameter count too, but not the data or the baselines
+    assert rerun("eval.batch_size=7", "train.learning_rate=0.002", "lora.r=4") == {"params", "train", "evaluate"}
+    st = cli("status", CONFIG, *sets(ov + ["eval.batch_size=7", "train.learning_rate=0.002", "lora.r=4"]))
+    assert st.stdout.count("up to date") == 5
+    st = cli("status", CONFIG, *sets(ov))
+    assert st.stdout.count("stale (inputs changed)") == 4  # all but data
+
+
+def test_killed_run_resumes_and_matches_uninterrupted(tiny_run, tmp_path):
+    ref_dir, _, _ = tiny_run
+    ov = tiny_overrides(tmp_path)
+    r = cli("run", CONFIG, *sets(ov), env={"PIPELINE_KILL_AFTER_EPOCH": "1"})
+    assert r.returncode == -9  # SIGKILL right after epoch 1's checkpoint
+    st = cli("status", CONFIG, *sets(ov))
+    assert "train     interrupted (run again to resume)" in st.stdout and "1/3 epochs" in st.stdout
+    r = cli("run", CONFIG, *sets(ov))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Resuming from the checkpoint of epoch 1/3" in r.stdout
+    for s in ("data", "params", "baseline"):
+        assert f"[{s}] up to date" in r.stdout
+    key = ["model", "split", "idx"]
+    ref = pd.read_parquet(ref_dir / "results/tiny-test/predictions.parquet").sort_values(key, ignore_index=True)
+    got = pd.read_parquet(tmp_path / "results/tiny-test/predictions.parquet").sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(ref, got)
+    ref_e = pd.read_parquet(ref_dir / "results/tiny-test/epochs.parquet")
+    got_e = pd.read_parquet(tmp_path / "results/tiny-test/epochs.parquet")
+    assert ref_e["train_loss"].tolist() == got_e["train_loss"].tolist()
+    assert ref_e["val_accuracy"].tolist() == got_e["val_accuracy"].tolist()
+
+
+def test_restart_starts_over(tiny_run, tmp_path):
+    src, _, _ = tiny_run
+    shutil.copytree(src / "results", tmp_path / "results")
+    shutil.copytree(src / "checkpoints", tmp_path / "checkpoints")
+    r = cli("run", CONFIG, *sets(tiny_overrides(tmp_path)), "--stages", "data,train", "--restart")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[data] running" in r.stdout and "[train] running" in r.stdout and "Resuming" not in r.stdout
+
+
+def test_stage_order_error(tmp_path):
+    r = cli("run", CONFIG, *sets(tiny_overrides(tmp_path)), "--stages", "evaluate")
+    assert r.returncode == 2
+    assert "stage evaluate needs stage train, which is not run" in r.stderr
+    assert not (tmp_path / "results" / "tiny-test" / "manifest.json").exists()
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
+    import torch
+
+    import pipeline.train as train_mod
+    from pipeline.config import load_config
+    from pipeline.runner import Runner
+    real = train_mod.last_token_logits
+    monkeypatch.setattr(train_mod, "last_token_logits", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))
+    cfg = load_config(CONFIG, tiny_overrides(tmp_path))
+    with pytest.raises(train_mod.TrainingDiverged, match=r"train: loss became nan at epoch 1, step 1.*fix: lower train.learning_rate"):
+        Runner(cfg, CONFIG).run(["data", "train"])
+    m = json.loads((tmp_path / "results/tiny-test/manifest.json").read_text())
+    assert m["stages"]["train"]["status"] == "failed" and "loss became nan" in m["stages"]["train"]["error"]
+    assert not (tmp_path / "results/tiny-test/epochs.parquet").exists()
