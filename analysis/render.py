@@ -112,23 +112,40 @@ def quarto_config() -> dict:
 
 
 # -------------------------------------------------------------------------------------------- execute
+def kernel_manager(transport: str, ip: str | None):
+    """A kernel that runs with this very interpreter (sys.executable), whatever `python3` kernelspecs a user
+    has installed elsewhere: the report's environment is the one that has pandas, matplotlib, ..."""
+    from ipykernel.kernelspec import get_kernel_dict
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    class ThisPython(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            return KernelSpec(resource_dir=str(ROOT), **get_kernel_dict())
+
+    kw = {"transport": transport}
+    if ip:
+        kw["ip"] = ip
+    return KernelManager(kernel_name="python3", kernel_spec_manager=ThisPython(), **kw)
+
+
 def execute(nb, env: dict, timeout: int = 600):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     old = {k: os.environ.get(k) for k in env}
-    km = None
+    km = sock_dir = None
     os.environ.update(env)
     try:
-        from jupyter_client.manager import KernelManager
-        km = None
         if os.name == "posix":  # local sockets: no TCP port is opened for the kernel
             sock_dir = tempfile.mkdtemp(prefix="report-kernel-")
-            km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sock_dir) / "k"))
+            km = kernel_manager("ipc", str(Path(sock_dir) / "k"))
+        else:
+            km = kernel_manager("tcp", None)
         client = NotebookClient(nb, km=km, kernel_name="python3", timeout=timeout, allow_errors=False,
                                 resources={"metadata": {"path": str(ROOT)}})
         client.execute()
     except CellExecutionError as e:
-        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if re.match(r"^\w*(Error|Exception)\b", ln)), lines[-1] if lines else "")
         label = ""
         for c in nb.cells:
@@ -140,7 +157,8 @@ def execute(nb, env: dict, timeout: int = 600):
         if km is not None:
             if km.has_kernel:
                 km.shutdown_kernel(now=False)
-            shutil.rmtree(sock_dir, ignore_errors=True)
+            if sock_dir:
+                shutil.rmtree(sock_dir, ignore_errors=True)
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -669,7 +669,7 @@ def all_runs(R: Report) -> str:
     rows = [[name, orig] + [fn(g) for g in figs] for name, fn, orig in metrics]
     header = ["", o["label"]] + [r.name for r in R.runs]
     n = len(R.runs)
-    table = md_table(header, rows, align="l" * (2 + n), widths=[16, 16] + [max(14, 60 // n)] * n)
+    table = md_table(header, rows, align="l" * (2 + n), widths=[16, 16] + [max(14, 60 // max(n, 1))] * n)
     overview_rows = [{"name": g.name, "finetune_seconds": g.finetune_seconds, "peak_gpu_bytes": g.peak_gpu_bytes}
                      for g in figs]
     fig = figures.runs_overview(overview_rows, o) or ""
