@@ -87,7 +87,7 @@ def _time_cell(f: RunFigures) -> str:
     total = f.epochs_total
     s = f"{fmt.seconds(f.finetune_seconds)}, {f.epochs_done}"
     s += f" of {total} epochs" if total and f.epochs_done < total else " epochs"
-    return s + f" ({f.run.hardware})"
+    return s + f" on {f.run.hardware}"
 
 
 def _params_cell(f: RunFigures, original: dict) -> str:
@@ -130,7 +130,7 @@ def summary(R: Report) -> str:
     rows_def = [
         ("accuracy comparison", f"untrained head {fmt.pct(oa['baseline_head'], 0)} → fine-tuned "
          f"{fmt.pct(oa['finetuned'], 0)} ({o['test_rows']} test rows)", _acc_cell, "sec-accuracy"),
-        ("fine-tuning time", f"{fmt.seconds(o['finetune_seconds'])}, {o['epochs']} epochs ({o['hardware']})",
+        ("fine-tuning time", f"{fmt.seconds(o['finetune_seconds'])}, {o['epochs']} epochs on {o['hardware']}",
          _time_cell, "sec-time"),
         ("parameter count (total / trainable, stored)",
          f"{fmt.integer(o['params']['stored_total'])} / {fmt.integer(o['params']['trainable'])}",
@@ -357,6 +357,7 @@ def accuracy(R: Report) -> str:
         paired_table=paired_table, pc_table=pc_table, ep_table=ep_table, n_val=n_val,
         fig_acc=figures.accuracy(run, f.test, o) or "", fig_cm=figures.confusion(run, f.test, cm_models) or "",
         fig_train=figures.training(run) or "", chance=1 / len(LABELS), link=link, fmt=fmt,
+        has_tuning=run.table("tuning") is not None and len(run.table("tuning")) > 0,
         macro={m: stats.macro_f1(f.test, m) for m in cm_models})
 
 
@@ -585,7 +586,8 @@ def cases(R: Report) -> str:
     counts = f.case_counts()
     return text.render("cases", run=run, f=f, counts=counts, tables=tables, comp_table=comp_table, lb_table=lb_table,
                        ger_table=ger_table, bd_table=bd_table, th=th, negation=sorted(cs.NEGATION), fmt=fmt,
-                       n=len(df), zeroshot=f.case_counts("baseline_zeroshot"), p=f.paired)
+                       n=len(df), zeroshot=f.case_counts("baseline_zeroshot"), p=f.paired,
+                       has_tuning=run.table("tuning") is not None)
 
 
 # ------------------------------------------------------------------------------------------------ 8
