@@ -301,13 +301,15 @@ def tuning(R: Report) -> str:
     if t is None or not len(t):
         return ""
     t = t.sort_values("trial")
-    rows = [[int(r.trial), f"{r.learning_rate:g}", int(r.batch_size), int(r.lora_r), r.target_modules, int(r.epochs),
+    rows = [[int(r.trial), f"{r.learning_rate:g}", int(r.batch_size), int(r.lora_r),
+             ", ".join(m.strip() for m in str(r.target_modules).strip("[]").replace("'", "").split(",")), int(r.epochs),
              fmt.pct(r.val_accuracy), fmt.num(r.val_loss, 3), fmt.seconds(r.seconds), "chosen" if r.chosen else ""]
             for r in t.itertuples()]
     table = md_table(["trial", "learning rate", "batch", "r", "target modules", "epochs", "val. accuracy",
-                      "val. loss", "time", ""], rows, align="rrrrlrrrrl")
+                      "val. loss", "time", ""], rows, align="rrrrlrrrrl", widths=[5, 8, 5, 3, 30, 6, 9, 7, 8, 6])
     chosen = t[t["chosen"]]
-    return text.render("tuning", table=table, n=len(t), chosen=chosen.iloc[0] if len(chosen) else None, fmt=fmt)
+    return text.render("tuning", table=table, n=len(t), chosen=chosen.iloc[0] if len(chosen) else None, fmt=fmt,
+                       meta=R.headline.manifest.get("tuning") if isinstance(R.headline.manifest.get("tuning"), dict) else {})
 
 
 # ------------------------------------------------------------------------------------------------ 3

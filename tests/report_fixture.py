@@ -282,13 +282,15 @@ def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
             tu["learning_rate"].append(lr)
             tu["batch_size"].append(8)
             tu["lora_r"].append(r)
-            tu["target_modules"].append("q_proj,v_proj,fc1,fc2")
+            tu["target_modules"].append("q_proj,v_proj,fc1,fc2" if trial < 3 else
+                                        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,dense,fc1,fc2")
             tu["epochs"].append(2)
             tu["val_accuracy"].append([0.55, 0.675, 0.6][trial - 1])
             tu["val_loss"].append([0.95, 0.8, 0.9][trial - 1])
             tu["seconds"].append(150.0 + trial)
             tu["chosen"].append(trial == 2)
         write_table(folder, "tuning", tu)
+        manifest["tuning"] = {"grid": "configs/fixture-tuning.yaml", "epochs_per_trial": 2, "trials": 3}
 
     if in_progress:  # a run in progress: evaluate has not run and params were never written
         (folder / "params.parquet").unlink()
