@@ -1,4 +1,4 @@
-"""python -m pipeline {run,status,params} CONFIG
+"""python -m pipeline {run,status,params,tune} CONFIG
 
 Exit codes: 0 ok, 2 bad input (config, data, stage order: one line naming the field and the fix,
 nothing written), 3 training diverged (NaN/inf loss), 130 interrupted.
@@ -18,12 +18,17 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     for name, help in (("run", "run the experiment's stages (skips what is up to date)"),
+                       ("tune", "train trial settings on the validation rows; record them in results/"),
                        ("status", "show each stage's state against the current config"),
                        ("params", "print the parameter counts as JSON without loading weights")):
         sp = sub.add_parser(name, help=help)
         sp.add_argument("config", help="YAML config, e.g. configs/tiny-cpu.yaml")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config field, e.g. --set train.epochs=3 (repeatable)")
+        if name == "tune":
+            sp.add_argument("grid", help="YAML of trials, e.g. configs/smollm2-tuning.yaml")
+            sp.add_argument("--print-overrides", action="store_true",
+                            help="only print the recorded chosen trial as --set arguments")
         if name == "run":
             sp.add_argument("--stages", default=None,
                             help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
@@ -46,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({**totals(df), "components": df.to_dict(orient="records")}, indent=2))
             return 0
         from pipeline.runner import Runner, StageError, status
+        if args.command == "tune":
+            from pipeline.tune import chosen_overrides, tune
+            if args.print_overrides:
+                print(" ".join(f"--set {o}" for o in chosen_overrides(args.config, args.overrides)))
+            else:
+                tune(args.config, args.grid, args.overrides)
+            return 0
         if args.command == "status":
             print(status(cfg, args.config))
             return 0

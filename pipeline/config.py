@@ -75,6 +75,8 @@ class ModelConfig:
                      "(hidden_size, num_hidden_layers, ...); unset ones keep that class's defaults.")
     num_labels: int = _f(3, "Classes of the classification head (entailment, neutral, contradiction).", min=2)
     attn_implementation: Optional[str] = _f(None, "transformers attention backend (eager, sdpa); null for its default.")
+    fast_gelu: bool = _f(True, "Run `gelu_new` (Phi's tanh GELU built from Python ops, many float32 temporaries) "
+                         "as torch's fused `gelu_pytorch_tanh`: the same function, less memory and time.")
 
 
 @dataclass

@@ -139,15 +139,27 @@ def _load_kwargs(cfg: ExperimentConfig, device: torch.device, dtype: torch.dtype
     return kw
 
 
+def _model_config(cfg: ExperimentConfig, location: str, **updates):
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(location, **({"revision": cfg.model.revision}
+                                                     if cfg.model.revision and cfg.model.source == "hub" else {}))
+    if cfg.model.fast_gelu and getattr(config, "hidden_act", None) == "gelu_new":
+        config.hidden_act = "gelu_pytorch_tanh"
+    for k, v in updates.items():
+        setattr(config, k, v)
+    return config
+
+
 def load_classifier(cfg: ExperimentConfig, location: str, tokenizer, device, dtype):
     """The base model with a fresh classification head (seeded: the head's init is part of the run)."""
     from transformers import AutoModelForSequenceClassification
 
     from pipeline.schema import LABELS
+    config = _model_config(cfg, location, num_labels=cfg.model.num_labels, id2label=dict(enumerate(LABELS)),
+                           label2id={n: i for i, n in enumerate(LABELS)}, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(cfg.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        location, num_labels=cfg.model.num_labels, id2label=dict(enumerate(LABELS)),
-        label2id={n: i for i, n in enumerate(LABELS)}, **_load_kwargs(cfg, device, dtype))
+    model = AutoModelForSequenceClassification.from_pretrained(location, config=config,
+                                                               **_load_kwargs(cfg, device, dtype))
     model.config.pad_token_id = tokenizer.pad_token_id
     return _no_cpu_repacking(model)
 
@@ -164,7 +176,8 @@ def _no_cpu_repacking(model):
 
 def load_causal_lm(cfg: ExperimentConfig, location: str, device, dtype):
     from transformers import AutoModelForCausalLM
-    return _no_cpu_repacking(AutoModelForCausalLM.from_pretrained(location, **_load_kwargs(cfg, device, dtype)))
+    return _no_cpu_repacking(AutoModelForCausalLM.from_pretrained(
+        location, config=_model_config(cfg, location), **_load_kwargs(cfg, device, dtype)))
 
 
 def peft_config(cfg: ExperimentConfig):

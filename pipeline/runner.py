@@ -102,8 +102,8 @@ class Runner:
 
     # --- running ---
     def _header(self) -> dict:
-        from pipeline.environment import capture_environment, code_version
         from pipeline.config import PROJECT_ROOT
+        from pipeline.environment import capture_environment
         cmd = "python -m pipeline run " + shlex.quote(self.config_path)
         cmd += "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
         m = self.store.manifest()
@@ -111,8 +111,20 @@ class Runner:
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
                 "config": self.cfg.to_dict(), "config_fingerprint": fingerprint(self.cfg.to_dict()),
                 "weights": "random" if self.cfg.model.source == "random" else "pretrained",
-                "code_version": code_version(PROJECT_ROOT), "environment": capture_environment(),
+                "code_version": self._code_version(PROJECT_ROOT), "environment": capture_environment(),
                 "commands": commands}
+
+    @staticmethod
+    def _code_version(root) -> dict:
+        """git's view of the checkout; where the code was copied without .git (a lent GPU machine),
+        the commit it was copied from, handed over in PIPELINE_GIT_COMMIT."""
+        import os
+
+        from pipeline.environment import code_version
+        v = code_version(root)
+        if v.get("git_commit") is None and os.environ.get("PIPELINE_GIT_COMMIT"):
+            v = {**v, "git_commit": os.environ["PIPELINE_GIT_COMMIT"], "source": "PIPELINE_GIT_COMMIT (copy without .git)"}
+        return v
 
     def run(self, stages: list[str] | None = None, restart: bool = False) -> dict:
         wanted = list(STAGES) if not stages else [s for s in STAGES if s in stages]
