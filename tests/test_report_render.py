@@ -34,6 +34,8 @@ def html_text(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
+    import os
+    os.environ.pop("REPORT_RUNS", None)  # the fixture's results/report.yaml decides, as in `make report`
     base = tmp_path_factory.mktemp("render")
     results = make_results(base / "results")
     out, build = base / "site", base / "build"
