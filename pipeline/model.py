@@ -49,9 +49,10 @@ def apply_gpu_cap(cfg: ExperimentConfig, device: torch.device) -> int | None:
     cap = cfg.runtime.gpu_memory_cap_gib
     if cap is None or device.type != "cuda":
         return None
-    total = torch.cuda.get_device_properties(device).total_memory
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
     cap_bytes = int(cap * 1024**3)
-    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), device)
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), index)
     return cap_bytes
 
 
