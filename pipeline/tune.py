@@ -38,7 +38,7 @@ def read_grid(path: Path) -> tuple[int, list[dict]]:
 
 
 def trial_overrides(trial: dict) -> list[str]:
-    return [f"{k}={json.dumps(v, separators=(",", ":"))}" for k, v in trial.items()]  # no spaces: one shell word each
+    return [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in trial.items()]  # no spaces: one shell word each
 
 
 def tune(config_path: str, grid_path: str, overrides: list[str]) -> pd.DataFrame:
