@@ -101,18 +101,20 @@ class Runner:
         return ResourceSampler(interval_s=self.cfg.runtime.sample_interval_s, disk_path=disk)
 
     # --- running ---
-    def _header(self) -> dict:
+    def _header(self, stages: list[str] | None) -> dict:
         from pipeline.config import PROJECT_ROOT
         from pipeline.environment import capture_environment
         cmd = "python -m pipeline run " + shlex.quote(self.config_path)
         cmd += "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
+        if stages and list(stages) != list(STAGES):
+            cmd += " --stages " + ",".join(stages)
         m = self.store.manifest()
         commands = list(dict.fromkeys([*m.get("commands", []), cmd]))
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
                 "config": self.cfg.to_dict(), "config_fingerprint": fingerprint(self.cfg.to_dict()),
                 "weights": "random" if self.cfg.model.source == "random" else "pretrained",
                 "code_version": self._code_version(PROJECT_ROOT), "environment": capture_environment(),
-                "commands": commands}
+                "commands": commands, "stages_requested": list(stages or STAGES)}
 
     @staticmethod
     def _code_version(root) -> dict:
@@ -141,7 +143,7 @@ class Runner:
             print(f"{self.cfg.run}: all {len(wanted)} stages up to date in {self.store.folder} "
                   f"(nothing to do, {time.perf_counter() - t0:.1f} s). Use --restart to run again.")
             return {"ran": []}
-        self.store.update_manifest(**self._header())
+        self.store.update_manifest(**self._header(wanted))
         self._apply_runtime()
         for s in wanted:
             if s not in todo:
