@@ -18,4 +18,4 @@ class Prompter:
                                     labels=self.label_words).rstrip()
 
     def many(self, premises, hypotheses) -> list[str]:
-        return [self(p, h) for p, h in zip(premises, hypotheses)]
+        return [self(p, h) for p, h in zip(premises, hypotheses, strict=True)]

@@ -7,15 +7,13 @@ work (and loads no model), and changing one field re-runs exactly the stages dow
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import (STAGE_UPSTREAM, ConfigError, ExperimentConfig, fingerprint, stage_config)
+from pipeline.config import STAGE_UPSTREAM, ExperimentConfig, fingerprint, stage_config
 from pipeline.data import load_samples, samples_fingerprint, source_identity
 from pipeline.schema import STAGES
 from pipeline.store import RunStore, StageTimer
