@@ -143,17 +143,23 @@ class Runner:
             return {"ran": []}
         self.store.update_manifest(**self._header(wanted))
         self._apply_runtime()
-        for s in wanted:
-            if s not in todo:
-                print(f"[{s}] up to date (fingerprint {self.fingerprints[s]}), skipped")
-                continue
-            print(f"[{s}] running...", flush=True)
-            with self.sampler.stage(s), StageTimer(self.store, s, self.fingerprints[s]):
-                extra = getattr(self, f"stage_{s}")(restart=restart) or {}
-            self.store.set_stage(s, **extra, peaks=self.sampler.peaks(s))
-            self.store.replace_rows("resources", self.sampler.frame(s), [s])
-            print(f"[{s}] done in {self.store.stage(s)['seconds']:.1f} s", flush=True)
-        self.sampler.close()
+        try:
+            for s in wanted:
+                if s not in todo:
+                    print(f"[{s}] up to date (fingerprint {self.fingerprints[s]}), skipped")
+                    continue
+                print(f"[{s}] running...", flush=True)
+                with self.sampler.stage(s), StageTimer(self.store, s, self.fingerprints[s]):
+                    extra = getattr(self, f"stage_{s}")(restart=restart) or {}
+                self.store.set_stage(s, **extra, peaks=self.sampler.peaks(s))
+                self.store.replace_rows("resources", self.sampler.frame(s), [s])
+                print(f"[{s}] done in {self.store.stage(s)['seconds']:.1f} s", flush=True)
+        finally:
+            # A failed stage still leaves its resource samples (what led up to the failure) and no thread.
+            for s in self.sampler.stages():
+                if self.store.stage(s).get("status") == "failed":
+                    self.store.replace_rows("resources", self.sampler.frame(s), [s])
+            self.sampler.close()
         self._print_summary(time.perf_counter() - t0)
         return {"ran": todo}
 

@@ -143,3 +143,6 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
     m = json.loads((tmp_path / "results/tiny-test/manifest.json").read_text())
     assert m["stages"]["train"]["status"] == "failed" and "loss became nan" in m["stages"]["train"]["error"]
     assert not (tmp_path / "results/tiny-test/epochs.parquet").exists()
+    res = pd.read_parquet(tmp_path / "results/tiny-test/resources.parquet")
+    assert "train" in set(res["stage"])  # the failed stage's resource samples are kept
+    assert not any(t.name == "ResourceSampler" and t.is_alive() for t in __import__("threading").enumerate())

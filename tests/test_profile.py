@@ -2,7 +2,6 @@
 import logging
 import subprocess
 import sys
-import threading
 import time
 import types
 from pathlib import Path
@@ -169,7 +168,6 @@ def test_close_stops_the_thread(tmp_path):
     s.close()
     assert not thread.is_alive()
     assert not s.running
-    assert not any(t.name == "ResourceSampler" and t.is_alive() for t in threading.enumerate())
     rows = len(s.frame("train"))
     assert rows >= 2  # rows stay readable after close
     s.close()  # idempotent
