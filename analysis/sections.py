@@ -211,6 +211,14 @@ def _split_rows(run) -> tuple[str, list[str]]:
     return table, lines
 
 
+def _test_rows(g) -> str:
+    """Test rows of a run: from its samples table (shape-only runs have no predictions to count)."""
+    samples = g.run.table("samples")
+    if samples is not None:
+        return fmt.integer(int((samples["split"] == "test").sum()))
+    return str(g.accuracy[next(iter(g.accuracy))].n) if g.accuracy else "?"
+
+
 def _settings(run, section: str, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
     rows = []
     for key, label in keys:
@@ -711,7 +719,7 @@ def all_runs(R: Report) -> str:
         ("weights", lambda g: g.run.weights, "pretrained"),
         ("hardware", lambda g: g.run.hardware, o["hardware"]),
         ("compute dtype", lambda g: g.run.manifest.get("compute_dtype", "?"), "not reported"),
-        ("train / test rows", lambda g: f"{fmt.integer(g.train_rows, '?')} / {g.accuracy[next(iter(g.accuracy))].n if g.accuracy else '?'}",
+        ("train / test rows", lambda g: f"{fmt.integer(g.train_rows, '?')} / {_test_rows(g)}",
          f"{o['train_rows']:,} / {o['test_rows']}"),
         ("accuracy, untrained head", lambda g: acc(g, "baseline_head"), fmt.pct(o["accuracy"]["baseline_head"], 0)),
         ("accuracy, zero-shot prompt", lambda g: acc(g, "baseline_zeroshot"), "not measured"),

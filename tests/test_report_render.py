@@ -161,20 +161,6 @@ def test_cli_no_runs(tmp_path):
     assert "[render 1/6]" in p.stdout
 
 
-def test_render_from_the_pipelines_own_tiny_run(tmp_path):
-    """When `make run-tiny` has left a run in runs/results/, the report renders from real pipeline output too."""
-    results = ROOT / "runs" / "results"
-    found = sorted(p.parent.name for p in results.glob("*/manifest.json")) if results.is_dir() else []
-    if not found:
-        pytest.skip("no pipeline run in runs/results/ (make run-tiny writes one)")
-    produced = render.render(results=results, runs=found[0], out=tmp_path / "site", engine="nbclient",
-                             formats=("html",))
-    text = html_text(produced["html"])
-    for heading in SECTIONS.values():
-        assert heading in text, heading
-    assert found[0] in text
-
-
 def test_failing_cell_is_a_one_line_render_error(tmp_path):
     qmd = tmp_path / "bad.qmd"
     qmd.write_text('---\ntitle: t\n---\n\n# A\n\n```{python}\n#| label: boom\nraise ValueError("boom")\n```\n')
