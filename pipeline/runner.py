@@ -78,18 +78,19 @@ class Runner:
         from pipeline.tokenizer import load_tokenizer
         tr = self.samples[self.samples["split"] == "train"]
         texts = self.prompter.many(tr["premise"], tr["hypothesis"]) + list(self.cfg.prompt.label_words)
-        location = self.location_without_tokenizer
-        return load_tokenizer(self.cfg, location, texts)
+        return load_tokenizer(self.cfg, self.pretrained_location, texts)
 
     @cached_property
-    def location_without_tokenizer(self) -> str | None:
+    def pretrained_location(self) -> str | None:
+        """Hub id or folder of pretrained weights; None for random weights (built after the tokenizer,
+        whose size they must cover)."""
         from pipeline.model import base_location
         return None if self.cfg.model.source == "random" else base_location(self.cfg)
 
     @cached_property
     def location(self) -> str:
         from pipeline.model import base_location
-        return self.location_without_tokenizer or base_location(self.cfg, self.tokenizer)
+        return self.pretrained_location or base_location(self.cfg, self.tokenizer)
 
     @cached_property
     def sampler(self):
