@@ -27,6 +27,26 @@ class ConfigError(ValueError):
     """A bad config. str(err) is the one line shown to the user."""
 
 
+class from_hub:
+    """Turn a failed download (no network, unknown id, gated repo) into one ConfigError line naming the
+    field, instead of a 40-line traceback from deep inside huggingface_hub."""
+
+    def __init__(self, field: str, name: str):
+        self.field, self.name = field, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, (OSError, ConnectionError, ValueError)) \
+                or issubclass(exc_type, ConfigError):
+            return False
+        first = (str(exc).strip().splitlines() or [exc_type.__name__])[0][:200]
+        raise ConfigError(f"{self.field}: could not load {self.name!r} from the Hugging Face hub or its cache "
+                          f"({exc_type.__name__}: {first}) (fix: connect to the hub once, or point the config "
+                          f"at local files: source: local / gguf)") from None
+
+
 def _f(default, help: str, **meta):
     """A field with help text (and optional min/max/gt bounds), peft-style."""
     if isinstance(default, (list, dict)):

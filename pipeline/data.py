@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import ConfigError, ExperimentConfig
+from pipeline.config import ConfigError, ExperimentConfig, from_hub
 from pipeline.schema import TABLES
 
 ROLES = ("train", "validation", "test")
@@ -48,7 +48,8 @@ def _load_split(cfg: ExperimentConfig, split: str) -> pd.DataFrame:
         except ImportError:
             raise ConfigError("data.source: hub needs the `datasets` package (fix: pip install datasets, "
                               "or use data.source: local)") from None
-        ds = datasets.load_dataset(cfg.data.name, revision=cfg.data.revision, split=split)
+        with from_hub("data.name", cfg.data.name):
+            ds = datasets.load_dataset(cfg.data.name, revision=cfg.data.revision, split=split)
         df = ds.to_pandas()
     else:
         path = source_files(cfg)[split]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import ExperimentConfig, fingerprint
+from pipeline.config import ExperimentConfig, fingerprint, from_hub
 from pipeline.locate import resolve_file
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -142,8 +142,9 @@ def _load_kwargs(cfg: ExperimentConfig, device: torch.device, dtype: torch.dtype
 
 def _model_config(cfg: ExperimentConfig, location: str, **updates):
     from transformers import AutoConfig
-    config = AutoConfig.from_pretrained(location, **({"revision": cfg.model.revision}
-                                                     if cfg.model.revision and cfg.model.source == "hub" else {}))
+    with from_hub("model.name", location):
+        config = AutoConfig.from_pretrained(location, **({"revision": cfg.model.revision}
+                                                         if cfg.model.revision and cfg.model.source == "hub" else {}))
     if cfg.model.fast_gelu and getattr(config, "hidden_act", None) == "gelu_new":
         config.hidden_act = "gelu_pytorch_tanh"
     for k, v in updates.items():

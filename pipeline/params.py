@@ -27,8 +27,10 @@ def arch_config(cfg: ExperimentConfig):
     if cfg.model.architecture and (cfg.model.shape or cfg.model.source == "random"):
         config = random_config(cfg)
     else:
+        from pipeline.config import from_hub
         from pipeline.model import base_location
-        config = AutoConfig.from_pretrained(base_location(cfg))
+        with from_hub("model.name", base_location(cfg)):
+            config = AutoConfig.from_pretrained(base_location(cfg))
     config.num_labels = cfg.model.num_labels
     return config
 

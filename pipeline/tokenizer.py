@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.config import ExperimentConfig
+from pipeline.config import ExperimentConfig, from_hub
 from pipeline.locate import resolve_file
 
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
@@ -39,9 +39,11 @@ def load_tokenizer(cfg: ExperimentConfig, model_dir: str | None, texts_for_built
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     elif t.source in ("hub", "local"):
         name = t.name if t.source == "hub" else str(cfg.path(t.name))
-        tok = AutoTokenizer.from_pretrained(name)
+        with from_hub("tokenizer.name", name):
+            tok = AutoTokenizer.from_pretrained(name)
     else:  # the model's own
-        tok = AutoTokenizer.from_pretrained(model_dir, revision=cfg.model.revision if cfg.model.source == "hub" else None)
+        with from_hub("model.name", model_dir):
+            tok = AutoTokenizer.from_pretrained(model_dir, revision=cfg.model.revision if cfg.model.source == "hub" else None)
     # Decoder-only models rarely define padding; reuse EOS so batches can be padded.
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token

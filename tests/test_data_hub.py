@@ -32,3 +32,17 @@ def test_hub_source_samples_by_stride(tmp_path, monkeypatch):
     assert summary["train"]["rows_sampled"] == 50
     assert summary["train"]["rows_dropped_no_label"] == 50 - len(expected)
     assert (train["premise"].to_numpy() == full.premise[expected].to_numpy()).all()
+
+
+def test_unreachable_hub_is_one_line_exit_2_nothing_written(tmp_path):
+    """Offline (HF_HUB_OFFLINE=1, as on the machines this is built on), the default config's hub data fails
+    with one line naming data.name, exit code 2, and no results folder."""
+    from tests.conftest import cli
+    r = cli("run", "configs/phi2-snli.yaml", "--set", f"output.results_dir={tmp_path}/r",
+            "--set", f"output.checkpoint_dir={tmp_path}/c",
+            env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data.name: could not load 'stanfordnlp/snli' from the Hugging Face hub")
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "r").exists()
