@@ -142,13 +142,15 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             acc.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
 
-    # Where the curve starts: validation loss and accuracy before any training (kept from the first
-    # process when resuming).
-    va_probs, va_loss = predict_head(model, tokenizer, va_prompts, va_labels, batch_size=cfg.eval.batch_size,
-                                     max_length=max_len, multiple=multiple, device=device, desc="validate (start)")
-    start_metrics = {"val_loss": va_loss, "val_accuracy": float((va_probs.argmax(1) == va_labels).mean())}
-    if done:  # the figures before any training are the first process's
-        start_metrics = state.get("before_training", start_metrics)
+    # Where the curve starts: validation loss and accuracy before any training (a resumed run keeps
+    # the first process's figures; measuring now would measure the trained adapter).
+    if done:
+        start_metrics = state.get("before_training")
+    else:
+        va_probs, va_loss = predict_head(model, tokenizer, va_prompts, va_labels, batch_size=cfg.eval.batch_size,
+                                         max_length=max_len, multiple=multiple, device=device,
+                                         desc="validate (start)")
+        start_metrics = {"val_loss": va_loss, "val_accuracy": float((va_probs.argmax(1) == va_labels).mean())}
 
     global_step = done * steps_per_epoch
     for epoch in range(done + 1, cfg.train.epochs + 1):
