@@ -209,10 +209,9 @@ def add_lora(cfg: ExperimentConfig, model):
     return model
 
 
-def free(*objs):
+def free() -> None:
+    """Give memory back after the caller has dropped its references (`del model; free()`)."""
     import gc
-    for o in objs:
-        del o
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

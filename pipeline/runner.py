@@ -211,8 +211,8 @@ class Runner:
         from pipeline.predict import predict_head, predict_zeroshot
         lm = load_causal_lm(self.cfg, self.location, self.device, self.dtype)
         zs = self._predict_rows(predict_zeroshot, lm, "baseline_zeroshot", label_words=self.cfg.prompt.label_words)
-        free(lm)
         del lm
+        free()
         clf = load_classifier(self.cfg, self.location, self.tokenizer, self.device, self.dtype)
         head = self._predict_rows(predict_head, clf, "baseline_head", labels=None)
         del clf
