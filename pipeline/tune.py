@@ -1,7 +1,7 @@
 """Hyper-parameter trials on the validation rows only (never the test rows).
 
 python -m pipeline tune CONFIG GRID: each trial is CONFIG plus the grid's overrides, trained for the
-grid's epochs with the same code path as a run (data + train stages, into runs/tuning/, resumable and
+grid's epochs with the same code path as a run (data + train stages, into checkpoints/<run>/tuning/, resumable and
 skipped when already done). The table of trials goes into results/<run>/tuning.parquet through the
 results store; the chosen trial is the one with the best final-epoch validation accuracy (ties: lower
 validation loss). `--print-overrides` prints the chosen trial as --set arguments for `run`.
@@ -49,7 +49,9 @@ def tune(config_path: str, grid_path: str, overrides: list[str]) -> pd.DataFrame
     for k, trial in enumerate(trials, 1):
         sets = list(overrides) + trial_overrides(trial) + [
             f"train.epochs={epochs}", f"run={base.run}-trial{k}",
-            "output.results_dir=runs/tuning", "output.checkpoint_dir=runs/tuning-checkpoints"]
+            # trials are scratch work: they live beside the checkpoints, never in results/
+            f"output.results_dir={base.checkpoint_path / 'tuning' / 'results'}",
+            f"output.checkpoint_dir={base.checkpoint_path / 'tuning' / 'checkpoints'}"]
         cfg = load_config(config_path, sets)
         print(f"=== trial {k}/{len(trials)}: {', '.join(trial_overrides(trial))}", flush=True)
         runner = Runner(cfg, config_path, tuple(sets))
@@ -63,16 +65,26 @@ def tune(config_path: str, grid_path: str, overrides: list[str]) -> pd.DataFrame
     df = pd.DataFrame(rows)
     best = df.sort_values(["val_accuracy", "val_loss"], ascending=[False, True]).iloc[0]["trial"]
     df["chosen"] = df["trial"] == best
-    store = RunStore(base.results_path)
-    store.write("tuning", df)
     chosen = trials[int(best) - 1]
-    store.update_manifest(tuning={"grid": str(grid_path), "epochs_per_trial": epochs, "trials": len(trials),
-                                  "chosen_trial": int(best), "chosen": chosen,
-                                  "rule": "best final-epoch validation accuracy, ties by lower validation loss",
-                                  "command": f"python -m pipeline tune {config_path} {grid_path}"})
+    record(RunStore(base.results_path), df, config_path, grid_path, epochs, trials)
     print(df.to_string(index=False))
     print(f"chosen: trial {int(best)}: {' '.join('--set ' + o for o in trial_overrides(chosen))}")
     return df
+
+
+RULE = "best final-epoch validation accuracy, ties by lower validation loss"
+
+
+def record(store: RunStore, df: pd.DataFrame, config_path: str, grid_path: str, epochs: int, trials: list[dict],
+           **extra) -> None:
+    """The one writer of the tuning table and its manifest entry (`chosen` column marks the winner)."""
+    best = int(df.loc[df["chosen"], "trial"].iloc[0])
+    store.write("tuning", df)
+    store.update_manifest(tuning={
+        "grid": str(grid_path), "epochs_per_trial": epochs, "trials": len(trials), "chosen_trial": best,
+        "chosen": trials[best - 1], "rule": RULE,
+        "command": f"python -m pipeline tune {config_path} {grid_path}",
+        "chosen_overrides": trial_overrides(trials[best - 1]), **extra})
 
 
 def chosen_overrides(config_path: str, overrides: list[str]) -> list[str]:

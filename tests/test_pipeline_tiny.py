@@ -165,3 +165,24 @@ def test_report_renders_from_the_pipelines_own_run(tiny_run, tmp_path):
     assert f"{stored:,}" in text
     assert "random weights" in text
     assert "not measured" in text  # a CPU run has no GPU figures
+
+
+def test_tune_records_trials_and_the_chosen_overrides(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("epochs: 1\ntrials:\n  - {train.learning_rate: 1.0e-3}\n"
+                    "  - {train.learning_rate: 3.0e-3, lora.r: 4}\n")
+    ov = sets(tiny_overrides(tmp_path))
+    r = cli("tune", CONFIG, grid, *ov)
+    assert r.returncode == 0, r.stderr[-2000:]
+    folder = tmp_path / "results" / "tiny-test"
+    table = pd.read_parquet(folder / "tuning.parquet")
+    assert table["trial"].tolist() == [1, 2] and table["chosen"].sum() == 1
+    assert table["lora_r"].tolist() == [8, 4] and (table["epochs"] == 1).all()
+    best = table.sort_values(["val_accuracy", "val_loss"], ascending=[False, True]).iloc[0]
+    assert bool(best["chosen"])
+    m = json.loads((folder / "manifest.json").read_text())["tuning"]
+    assert m["chosen_trial"] == int(best["trial"]) and m["trials"] == 2
+    assert set(m) >= {"grid", "rule", "command", "chosen", "chosen_overrides"}
+    printed = cli("tune", CONFIG, grid, *ov, "--print-overrides").stdout.split()
+    assert printed == [w for o in m["chosen_overrides"] for w in ("--set", o)]
+    assert not list(folder.parent.glob("tiny-test-trial*"))  # trials stay out of results/

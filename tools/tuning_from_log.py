@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.store import RunStore  # noqa: E402
-from pipeline.tune import read_grid, trial_overrides  # noqa: E402
+from pipeline.tune import read_grid, record  # noqa: E402
 
 ROW = re.compile(r"^\s+(\d+)\s+([\d.e-]+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(True|False)$")
 
@@ -38,17 +38,10 @@ def main(log_path: str, config_path: str, grid_path: str = "configs/smollm2-tuni
     if len(rows) != len(trials):
         sys.exit(f"error: {log_path}: found {len(rows)} trial rows, the grid has {len(trials)}")
     df = pd.DataFrame(rows)
-    best = int(df.loc[df["chosen"], "trial"].iloc[0])
     cfg = load_config(config_path)
-    store = RunStore(cfg.results_path)
-    store.write("tuning", df)
-    store.update_manifest(tuning={
-        "grid": grid_path, "epochs_per_trial": epochs, "trials": len(trials), "chosen_trial": best,
-        "chosen": trials[best - 1], "rule": "best final-epoch validation accuracy, ties by lower validation loss",
-        "command": f"python -m pipeline tune {config_path} {grid_path}",
-        "source": f"rebuilt from the printed table in {log_path} (tools/tuning_from_log.py); "
-                  "the tune run's own tuning.parquet was lost on the GPU machine before packing",
-        "chosen_overrides": trial_overrides(trials[best - 1])})
+    record(RunStore(cfg.results_path), df, config_path, grid_path, epochs, trials,
+           source=f"rebuilt from the printed table in {log_path} (tools/tuning_from_log.py); "
+                  "the tune run's own tuning.parquet was lost on the GPU machine before packing")
     print(df.to_string(index=False))
 
 
