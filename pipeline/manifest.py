@@ -1,0 +1,230 @@
+"""results/<run>/manifest.json as a typed object: one schema, one reader, one rule for "is this stage's
+process still alive". `pipeline.store.RunStore` is its only writer; `pipeline status` and the report read
+it through `Manifest.read`, so the two can never disagree about a run.
+
+Each field's `help` is the documentation of the file (`python -m pipeline manifest-doc` prints it).
+Torch-free: `analysis/` imports it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read or has the wrong shape; str(err) names the file."""
+
+
+def _f(default, help: str):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+# ------------------------------------------------------------------------------------------- liveness
+def process_state(pid, host, start=None) -> str:
+    """Whether the process that wrote a `running` record still runs: alive | gone | elsewhere | unknown.
+
+    Another host's process cannot be seen from here ("elsewhere"). On this host a live pid only counts
+    when, on Linux, that process is a Python process running the pipeline and started no later than the
+    record (results copied from a machine of the same host name, or a pid handed to a newer process,
+    would otherwise look alive)."""
+    if pid is None or host is None:
+        return "unknown"
+    if host != socket.gethostname():
+        return "elsewhere"
+    try:
+        pid = int(pid)
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # exists, owned by someone else
+    except (OSError, ValueError, OverflowError):
+        return "gone"
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return "gone"
+        if "pipeline" not in cmdline and "pytest" not in cmdline:
+            return "gone"
+        started, since = _proc_start_time(proc), _iso_time(start)
+        if started is not None and since is not None and started > since + 5:
+            return "gone"  # a newer process that was given the same pid
+    return "alive"
+
+
+def _proc_start_time(proc: Path) -> float | None:
+    try:
+        fields_ = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields_[19])  # field 22 of proc_pid_stat(5): starttime, in clock ticks after boot
+        btime = next(int(ln.split()[1]) for ln in Path("/proc/stat").read_text().splitlines()
+                     if ln.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _iso_time(s) -> float | None:
+    try:
+        return datetime.fromisoformat(str(s)).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------- records
+@dataclass
+class StageRecord:
+    status: str = _f("running", "running | done | failed. `running` whose process is gone reads as interrupted.")
+    start: str | None = _f(None, "ISO-8601 UTC time the stage started.")
+    end: str | None = _f(None, "ISO-8601 UTC time it ended (null while running).")
+    seconds: float | None = _f(None, "Wall time of the stage.")
+    fingerprint: str | None = _f(None, "Hash of the config fields the stage reads and of its upstream stages' "
+                                       "fingerprints; a done stage with the current fingerprint is skipped.")
+    pid: int | None = _f(None, "Process that ran the stage.")
+    host: str | None = _f(None, "Host name of that process.")
+    error: str | None = _f(None, "One line: why the stage failed.")
+    info: dict = _f({}, "Stage-specific facts, stored flat beside the fields above: epochs_done, "
+                        "epochs_total, finetune_seconds, before_training, measured_params, data_order, "
+                        "checkpoints (train); parameter totals (params); peaks (every stage).")
+
+    CORE = ("status", "start", "end", "seconds", "fingerprint", "pid", "host", "error")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StageRecord:
+        return cls(**{k: d.get(k) for k in cls.CORE if k in d},
+                   info={k: v for k, v in d.items() if k not in cls.CORE})
+
+    def to_dict(self) -> dict:
+        return {**{k: getattr(self, k) for k in self.CORE}, **self.info}
+
+    def get(self, key: str, default=None):
+        if key in self.CORE:
+            v = getattr(self, key)
+            return default if v is None else v
+        return self.info.get(key, default)
+
+    def liveness(self) -> str:
+        return process_state(self.pid, self.host, self.start)
+
+    def state(self) -> str:
+        """done | failed | running | interrupted | running elsewhere | <other status as written>."""
+        if self.status == "running":
+            return {"gone": "interrupted", "elsewhere": "running elsewhere"}.get(self.liveness(), "running")
+        return self.status or "in an unknown state"
+
+
+@dataclass
+class Manifest:
+    schema_version: int = _f(SCHEMA_VERSION, "Version of this layout; a reader refuses newer versions.")
+    run: str = _f("", "Folder name under results/.")
+    description: str = _f("", "From the config: one sentence on what the run is.")
+    config_path: str | None = _f(None, "The config file the run was started with.")
+    config: dict = _f({}, "The resolved config (every default filled in), plain JSON.")
+    config_fingerprint: str | None = _f(None, "sha256 (16 hex) of the resolved config.")
+    weights: str | None = _f(None, "pretrained | random (random = shape-only run: time, memory and parameters "
+                                   "real, accuracy meaningless).")
+    compute_dtype: str | None = _f(None, "bfloat16 | float16 | float32, as picked for the hardware.")
+    device: str | None = _f(None, "cuda | cpu.")
+    gpu_memory_cap_bytes: int | None = _f(None, "Per-process GPU memory cap (the T4-budget run), else null.")
+    data: dict = _f({}, "source, fingerprint, note, and per split: source_split, stride, offset, limit, "
+                        "rows_sampled, rows_dropped_no_label, rows, label_counts.")
+    code_version: dict = _f({}, "git_commit, dirty (and source where the commit was handed over).")
+    environment: dict = _f({}, "python, platform, libraries, cuda, gpu (name, count, memory, driver), cpu, "
+                               "ram_total_bytes.")
+    params_summary: dict = _f({}, "stored_elements, logical_params, trainable, bytes (from the params stage).")
+    stages: dict = _f({}, "Stage name -> StageRecord. A stage missing here has not run.")
+    commands: list = _f([], "Every distinct command that ran this run, oldest first.")
+    stages_requested: list | None = _f(None, "The stages of the latest `pipeline run` call; null = all.")
+    tuning: dict | None = _f(None, "Written by `pipeline tune`: grid, epochs_per_trial, trials, chosen_trial, "
+                                   "chosen, chosen_overrides, rule, command (source when rebuilt from a log).")
+    extra: dict = _f({}, "Keys this version does not know (kept, never dropped).")
+
+    # --- (de)serialisation ---
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "manifest.json") -> Manifest:
+        if not isinstance(d, dict):
+            raise ManifestError(f"{where}: malformed manifest, expected a JSON object")
+        version = d.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+            raise ManifestError(f"{where}: schema_version {version!r} is newer than this code understands "
+                                f"({SCHEMA_VERSION})")
+        known = {f.name for f in fields(cls)} - {"extra", "stages"}
+        kinds = {"config": dict, "data": dict, "code_version": dict, "environment": dict, "params_summary": dict,
+                 "commands": list, "stages_requested": list, "tuning": dict, "stages": dict}
+        for key, kind in kinds.items():
+            if d.get(key) is not None and not isinstance(d[key], kind):
+                raise ManifestError(f"{where}: malformed manifest, `{key}` must be a "
+                                    f"{'mapping' if kind is dict else 'list'}")
+        for key in ("run", "description"):
+            if d.get(key) is not None and not isinstance(d[key], str):
+                raise ManifestError(f"{where}: malformed manifest, `{key}` must be a string")
+        stages = {}
+        for name, rec in (d.get("stages") or {}).items():
+            if not isinstance(rec, dict):
+                raise ManifestError(f"{where}: malformed manifest, stages.{name} must be a mapping")
+            stages[name] = StageRecord.from_dict(rec)
+        nullable = {f.name for f in fields(cls) if f.default is None}
+        values = {k: d[k] for k in known if k in d and (d[k] is not None or k in nullable)}
+        m = cls(**values, stages=stages, extra={k: v for k, v in d.items() if k not in known and k != "stages"})
+        m.schema_version = version
+        return m
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "stages")}
+        for key in ("stages_requested", "tuning"):  # absent means "not recorded": keep it absent
+            if out[key] is None:
+                del out[key]
+        out["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def read(cls, path: Path | str) -> Manifest:
+        """The manifest at `path`; an absent file is an empty manifest (nothing has run)."""
+        path = Path(path)
+        if not path.exists():
+            return cls()
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as e:
+            raise ManifestError(f"{path}: cannot be read ({e})") from None
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{path}: malformed manifest, not valid JSON (line {e.lineno}: {e.msg})") from None
+        return cls.from_dict(d, str(path))
+
+    # --- views ---
+    def stage(self, name: str) -> StageRecord | None:
+        return self.stages.get(name)
+
+    def requested(self, name: str) -> bool:
+        return self.stages_requested is None or name in self.stages_requested
+
+    def stage_state(self, name: str) -> str:
+        """not run | not requested | done | failed | running | interrupted | running elsewhere."""
+        rec = self.stages.get(name)
+        if rec is None:
+            return "not run" if self.requested(name) else "not requested"
+        return rec.state()
+
+    def is_done(self, name: str, fingerprint: str) -> bool:
+        rec = self.stages.get(name)
+        return rec is not None and rec.status == "done" and rec.fingerprint == fingerprint
+
+
+def documentation() -> str:
+    """manifest.json's fields and their help, as markdown (the file's documentation, from the one source)."""
+    lines = ["# results/<run>/manifest.json", "",
+             "Written only by `pipeline.store.RunStore`, atomically. Generated from `pipeline/manifest.py`.", "",
+             "| key | meaning |", "|---|---|"]
+    lines += [f"| `{f.name}` | {f.metadata['help']} |" for f in fields(Manifest) if f.name != "extra"]
+    lines += ["", "## stages.<name>", "", "| key | meaning |", "|---|---|"]
+    lines += [f"| `{f.name}` | {f.metadata['help']} |" for f in fields(StageRecord)]
+    return "\n".join(lines) + "\n"
