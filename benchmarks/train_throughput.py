@@ -32,8 +32,9 @@ def main() -> None:
         runner.run(["data", "train"])
         ep = runner.store.read("epochs")
         peaks = runner.store.stage("train").get("peaks", {})
-        out = {"config": args.config, "overrides": args.overrides, "device": runner.store.manifest().get("device"),
-               "compute_dtype": runner.store.manifest().get("compute_dtype"),
+        manifest = runner.store.manifest()
+        out = {"config": args.config, "overrides": args.overrides, "device": manifest.device,
+               "compute_dtype": manifest.compute_dtype,
                "batch_size": cfg.train.batch_size,
                "seconds_per_epoch": ep["seconds"].round(2).tolist(),
                "tokens_per_s": ep["tokens_per_s"].round(1).tolist(),

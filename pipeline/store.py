@@ -3,15 +3,16 @@
 Every file is written to a temporary name in the same folder, flushed, fsynced and renamed over the
 old one, so a crash (or SIGKILL) leaves either the old table or the new one, never half of either.
 Tables are checked against `pipeline.schema` on the way in; tables shared by stages (predictions,
-resources) are partitioned by an owner column so each stage replaces only its own rows.
+resources) are partitioned by an owner column (pipeline.stages.OWNER_KEY) so each stage replaces only
+its own rows. The manifest is read and written as a `pipeline.manifest.Manifest`, through here only.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import OWNER_KEY, SCHEMA_VERSION, TABLES
+from pipeline.manifest import Manifest, StageRecord
+from pipeline.schema import TABLES
+from pipeline.stages import OWNER_KEY
+
+MANIFEST_FIELDS = {f.name for f in dataclasses.fields(Manifest)} - {"stages", "extra", "schema_version"}
 
 
 def utc_now() -> str:
@@ -88,75 +93,52 @@ class RunStore:
         merged = pd.concat(parts, ignore_index=True) if parts else df
         self.write(name, merged)
 
-    # --- manifest ---
+    # --- manifest: read and written as one typed object (pipeline/manifest.py) ---
     @property
     def manifest_path(self) -> Path:
         return self.folder / "manifest.json"
 
-    def manifest(self) -> dict:
-        if not self.manifest_path.is_file():
-            return {}
-        return json.loads(self.manifest_path.read_text())
+    def manifest(self) -> Manifest:
+        """The run's manifest; empty when nothing has run. ManifestError (one line) when it is damaged."""
+        return Manifest.read(self.manifest_path)
 
-    def write_manifest(self, manifest: dict) -> None:
-        manifest = {"schema_version": SCHEMA_VERSION, **manifest}
-        atomic_write_json(self.manifest_path, manifest)
+    def write_manifest(self, manifest: Manifest) -> None:
+        atomic_write_json(self.manifest_path, manifest.to_dict())
 
-    def update_manifest(self, **fields) -> dict:
+    def update_manifest(self, **fields) -> Manifest:
+        """Set top-level manifest fields by name (a name the manifest does not declare is a bug)."""
         m = self.manifest()
-        m.update(fields)
+        for key, value in fields.items():
+            if key not in MANIFEST_FIELDS:
+                raise TypeError(f"manifest has no field {key!r}")
+            setattr(m, key, value)
         self.write_manifest(m)
         return m
 
-    def stage(self, name: str) -> dict:
-        return self.manifest().get("stages", {}).get(name, {})
+    def stage(self, name: str) -> StageRecord | None:
+        return self.manifest().stage(name)
 
-    def set_stage(self, name: str, **fields) -> dict:
+    # --- a stage's record: running -> done | failed ---
+    def begin_stage(self, name: str, fingerprint: str) -> None:
+        """A fresh `running` record: an earlier attempt's facts (errors, epoch counts) must not linger."""
         m = self.manifest()
-        stages = m.setdefault("stages", {})
-        stages[name] = {**stages.get(name, {}), **fields}
+        m.stages[name] = StageRecord(status="running", start=utc_now(), fingerprint=fingerprint,
+                                     pid=os.getpid(), host=socket.gethostname())
         self.write_manifest(m)
-        return stages[name]
 
-    def is_interrupted(self, name: str) -> bool:
-        """A `running` record whose process is gone (killed, crashed, machine rebooted)."""
-        st = self.stage(name)
-        if st.get("status") != "running":
-            return False
-        if st.get("host") != socket.gethostname():
-            return True
-        try:
-            os.kill(int(st.get("pid", -1)), 0)
-        except (OSError, ValueError):
-            return True
-        return False
+    def update_stage(self, name: str, **facts) -> StageRecord:
+        """Add facts to a stage's record while it runs (e.g. epochs_done after every epoch)."""
+        m = self.manifest()
+        rec = m.stages.setdefault(name, StageRecord())
+        rec.update(**facts)
+        self.write_manifest(m)
+        return rec
 
-    def is_done(self, name: str, fingerprint: str) -> bool:
-        st = self.stage(name)
-        return st.get("status") == "done" and st.get("fingerprint") == fingerprint
+    def finish_stage(self, name: str, seconds: float, **facts) -> None:
+        """Mark the stage done, with its last facts. Callers make this the stage's last write."""
+        self.update_stage(name, **facts, status="done", end=utc_now(), seconds=seconds, error=None)
 
-
-class StageTimer:
-    """Records start/end/seconds of a stage in the manifest; status running -> done | failed."""
-
-    def __init__(self, store: RunStore, name: str, fingerprint: str):
-        self.store, self.name, self.fingerprint = store, name, fingerprint
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        # A fresh record: stale extra fields of an earlier attempt (errors, epoch counts) must not linger.
-        m = self.store.manifest()
-        m.setdefault("stages", {})[self.name] = {"status": "running", "start": utc_now(), "end": None,
-                                                 "seconds": None, "fingerprint": self.fingerprint,
-                                                 "pid": os.getpid(), "host": socket.gethostname()}
-        self.store.write_manifest(m)
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        seconds = round(time.perf_counter() - self.t0, 3)
-        if exc_type is None:
-            self.store.set_stage(self.name, status="done", end=utc_now(), seconds=seconds, error=None)
-        else:
-            reason = "interrupted" if exc_type is KeyboardInterrupt else str(exc).splitlines()[0][:500] if str(exc) else exc_type.__name__
-            self.store.set_stage(self.name, status="failed", end=utc_now(), seconds=seconds, error=reason)
-        return False
+    def fail_stage(self, name: str, seconds: float, error: BaseException) -> None:
+        reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
+                  else str(error).splitlines()[0][:500] if str(error) else type(error).__name__)
+        self.update_stage(name, status="failed", end=utc_now(), seconds=seconds, error=reason)

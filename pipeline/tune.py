@@ -89,7 +89,7 @@ def record(store: RunStore, df: pd.DataFrame, config_path: str, grid_path: str, 
 
 def chosen_overrides(config_path: str, overrides: list[str]) -> list[str]:
     base = load_config(config_path, overrides)
-    m = RunStore(base.results_path).manifest().get("tuning")
+    m = RunStore(base.results_path).manifest().tuning
     if not m:
         raise ConfigError(f"{base.results_path}: no tuning recorded (fix: run `python -m pipeline tune` first)")
     return trial_overrides(m["chosen"])

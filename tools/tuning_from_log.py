@@ -36,7 +36,8 @@ def main(log_path: str, config_path: str, grid_path: str = "configs/smollm2-tuni
                          "chosen": g[9] == "True"})
     epochs, trials = read_grid(Path(grid_path))
     if len(rows) != len(trials):
-        sys.exit(f"error: {log_path}: found {len(rows)} trial rows, the grid has {len(trials)}")
+        print(f"error: {log_path}: found {len(rows)} trial rows, the grid has {len(trials)}", file=sys.stderr)
+        sys.exit(2)
     df = pd.DataFrame(rows)
     cfg = load_config(config_path)
     record(RunStore(cfg.results_path), df, config_path, grid_path, epochs, trials,

@@ -97,12 +97,16 @@ def test_killed_run_resumes_and_matches_uninterrupted(tiny_run, tmp_path):
     r = cli("run", CONFIG, *sets(ov), env={"PIPELINE_KILL_AFTER_EPOCH": "1"})
     assert r.returncode == -9  # SIGKILL right after epoch 1's checkpoint
     st = cli("status", CONFIG, *sets(ov))
-    assert "train     interrupted (run again to resume)" in st.stdout and "1/3 epochs" in st.stdout
+    assert st.returncode == 0
+    lines = dict(line.split(None, 1) for line in st.stdout.splitlines()[1:])
+    assert lines["train"].startswith("interrupted (run again to resume)") and "1/3 epochs" in lines["train"]
+    assert lines["evaluate"] == "not run" and lines["data"].startswith("up to date")
     r = cli("run", CONFIG, *sets(ov))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Resuming from the checkpoint of epoch 1/3" in r.stdout
     for s in ("data", "params", "baseline"):
         assert f"[{s}] up to date" in r.stdout
+    assert "[train] running" in r.stdout and "[evaluate] running" in r.stdout
     key = ["model", "split", "idx"]
     ref = pd.read_parquet(ref_dir / "results/tiny-test/predictions.parquet").sort_values(key, ignore_index=True)
     got = pd.read_parquet(tmp_path / "results/tiny-test/predictions.parquet").sort_values(key, ignore_index=True)
@@ -125,8 +129,58 @@ def test_restart_starts_over(tiny_run, tmp_path):
 def test_stage_order_error(tmp_path):
     r = cli("run", CONFIG, *sets(tiny_overrides(tmp_path)), "--stages", "evaluate")
     assert r.returncode == 2
-    assert "stage evaluate needs stage train, which is not run" in r.stderr
-    assert not (tmp_path / "results" / "tiny-test" / "manifest.json").exists()
+    assert r.stderr.strip().splitlines() == [
+        "error: stage evaluate needs stage train, which is not run (fix: --stages train,evaluate or run all stages)"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_evaluate_without_checkpoints_is_refused_before_any_write(tiny_run, tmp_path):
+    """The manifest says train is done, but its adapters are gone (another machine, a cleaned disk)."""
+    src, _, _ = tiny_run
+    shutil.copytree(src / "results", tmp_path / "results")
+    folder = tmp_path / "results" / "tiny-test"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    r = cli("run", CONFIG, *sets(tiny_overrides(tmp_path) + ["eval.batch_size=5"]), "--stages", "evaluate")
+    assert r.returncode == 2, r.stderr[-2000:]
+    final = tmp_path / "checkpoints" / "tiny-test" / "final"
+    assert r.stderr.strip().splitlines() == [
+        f"error: stage evaluate: no final adapter in {final} (fix: run the train stage)"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_missing_gpu_is_refused_before_any_write(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = cli("run", CONFIG, *sets(tiny_overrides(tmp_path) + ["runtime.device=cuda"]))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: runtime.device: cuda was asked for but no GPU is visible (fix: runtime.device: auto)")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_stage_is_marked_done_by_its_last_write(tmp_path, monkeypatch):
+    """Every table a stage owns (its resource rows included) is on disk before its record says done."""
+    from pipeline.config import load_config
+    from pipeline.runner import Runner
+    from pipeline.store import RunStore
+    events, done = [], set()  # table writes ("samples", "resources:data") and done marks ("done:data"), in order
+    real_write, real_manifest = RunStore.write, RunStore.write_manifest
+
+    def write(self, name, df):
+        events.append(f"resources:{','.join(sorted(set(df['stage'])))}" if name == "resources" else name)
+        real_write(self, name, df)
+
+    def write_manifest(self, m):
+        now = {s for s, rec in m.stages.items() if rec.status == "done"}
+        events.extend(f"done:{s}" for s in sorted(now - done))
+        done.update(now)
+        real_manifest(self, m)
+
+    monkeypatch.setattr(RunStore, "write", write)
+    monkeypatch.setattr(RunStore, "write_manifest", write_manifest)
+    Runner(load_config(CONFIG, tiny_overrides(tmp_path)), CONFIG).run(["data", "params"])
+    assert events == ["samples", "resources:data", "done:data", "params", "resources:data,params", "done:params"]
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):

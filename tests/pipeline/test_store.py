@@ -1,10 +1,12 @@
 """The results store: schema-checked tables, atomic writes, one owner per row set."""
 import json
+import os
+import socket
 
 import pandas as pd
 import pytest
 
-from pipeline.store import RunStore, StageTimer, atomic_write_bytes
+from pipeline.store import RunStore, atomic_write_bytes
 
 
 def preds(model: str, n: int = 3) -> pd.DataFrame:
@@ -53,20 +55,39 @@ def test_crash_during_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["t.bin"]  # no temporary file left behind
 
 
-def test_stage_timer_records_done_and_failed(tmp_path):
+def test_stage_record_running_then_done_or_failed(tmp_path):
     store = RunStore(tmp_path / "run")
-    with StageTimer(store, "data", "fp1"):
-        pass
-    assert store.is_done("data", "fp1") and not store.is_done("data", "other")
-    with pytest.raises(RuntimeError):
-        with StageTimer(store, "train", "fp2"):
-            raise RuntimeError("loss became nan\nmore detail")
+    store.begin_stage("data", "fp1")
+    rec = store.stage("data")
+    assert (rec.status, rec.fingerprint, rec.pid, rec.host) == ("running", "fp1", os.getpid(), socket.gethostname())
+    assert rec.state() == "running"  # this very process
+    store.update_stage("data", epochs_done=1)
+    store.finish_stage("data", 1.5, rows=3)
+    m = store.manifest()
+    assert m.is_done("data", "fp1") and not m.is_done("data", "other")
+    assert m.stage("data").get("rows") == 3 and m.stage("data").get("epochs_done") == 1
+    assert m.stage("data").seconds == 1.5 and m.stage("data").end is not None
+    store.begin_stage("train", "fp2")
+    store.fail_stage("train", 2.0, RuntimeError("loss became nan\nmore detail"))
     rec = json.loads(store.manifest_path.read_text())["stages"]["train"]
     assert rec["status"] == "failed" and rec["error"] == "loss became nan"
-    assert not store.is_interrupted("train")
+    assert store.stage("train").state() == "failed"
+    store.begin_stage("train", "fp3")  # a new attempt starts from a fresh record
+    assert store.stage("train").error is None and store.stage("train").fingerprint == "fp3"
+
+
+def test_update_manifest_knows_its_fields(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.update_manifest(run="r", weights="random")
+    assert store.manifest().weights == "random"
+    with pytest.raises(TypeError, match="manifest has no field 'wieghts'"):
+        store.update_manifest(wieghts="random")
 
 
 def test_running_stage_of_a_dead_process_is_interrupted(tmp_path):
     store = RunStore(tmp_path / "run")
-    store.set_stage("train", status="running", pid=2**22 + 12345, host=__import__("socket").gethostname())
-    assert store.is_interrupted("train")
+    store.begin_stage("train", "fp")
+    store.update_stage("train", pid=2**22 + 12345)  # no such process
+    assert store.stage("train").state() == "interrupted"
+    store.update_stage("train", host="another-machine")
+    assert store.stage("train").state() == "running elsewhere"

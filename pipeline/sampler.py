@@ -1,5 +1,8 @@
 """Background resource sampling: the rows of the `resources` table, tagged with the running stage.
 
+(Longer than the project's ~300-line guide on purpose: it is one thread-safe object, and its two locks,
+the probes they guard and the peak bookkeeping have to be read together to be trusted.)
+
     sampler = ResourceSampler(interval_s=0.5, disk_path=Path("checkpoints"))
     with sampler.stage("train"):
         ...
@@ -167,25 +170,6 @@ class ResourceSampler:
         for key, value in zip(CUDA_PEAK_KEYS, cuda, strict=True):
             out[key] = value
         return out
-
-    def max_allocated(self, stage: str) -> float | None:
-        """torch.cuda.max_memory_allocated over the stage; None when CUDA was never in use in it."""
-        with self._state:
-            return self._cuda_peaks.get(stage, [None, None])[0]
-
-    def stages(self) -> list[str]:
-        """Names of the stages entered so far (and not cleared), in order of first entry."""
-        with self._state:
-            return list(self._first_start)
-
-    def clear(self, stage: str | None = None) -> None:
-        """Forget the rows (and peaks) of one stage, or of all; elapsed_s restarts at the next entry."""
-        with self._state:
-            self._rows = [r for r in self._rows if stage is not None and r[0] != stage]
-            for name in ([stage] if stage is not None else list(self._first_start)):
-                if not any(s.name == name for s in self._stack):
-                    self._first_start.pop(name, None)
-                    self._cuda_peaks.pop(name, None)
 
     @property
     def running(self) -> bool:

@@ -4,15 +4,13 @@ import platform
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import pipeline.environment as environment
 from pipeline.environment import LIBRARIES, capture_environment, code_version, library_versions
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")

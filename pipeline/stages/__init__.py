@@ -1,13 +1,20 @@
 """The stage graph, declared once: each stage's upstream stages, the config fields its outputs depend
 on, and the tables (or row sets of shared tables) it writes.
 
-The runner orders and fingerprints stages from this, `pipeline status` lists them, the report decides
-which missing table is a gap, and the test fixtures write the same tables. Torch-free: `analysis/`
-imports it.
+The runner orders and fingerprints stages from this (pipeline/fingerprints.py), `pipeline status` lists
+them, the report decides which missing table is a gap, and the test fixtures write the same tables.
+
+Each stage's body is the submodule of the same name (pipeline/stages/data.py, ...), found by `body()`:
+    prepare(ctx) -> None    optional: checks that read but write nothing, run for every stage about to
+                            run before the first write (bad input is refused with nothing changed)
+    run(ctx) -> dict        the work; returns facts for the stage's manifest record
+This file imports none of them and stays torch-free: `analysis/` imports it.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
 # Tables shared by several writers are partitioned by a key column, so each writer replaces exactly
 # its own rows: predictions by model name, resources by stage name.
@@ -47,6 +54,11 @@ BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 
 def stage(name: str) -> Stage:
     return BY_NAME[name]
+
+
+def body(name: str) -> ModuleType:
+    """The module holding stage `name`'s body (imported on first use: it may import torch)."""
+    return importlib.import_module(f"{__name__}.{BY_NAME[name].name}")
 
 
 def writers(table: str) -> tuple[str, ...]:

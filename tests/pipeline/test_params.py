@@ -23,14 +23,16 @@ def test_phi2_figures_from_the_cli_without_weights():
 @pytest.mark.parametrize("targets", [["q_proj", "v_proj", "fc1", "fc2"], ["dense"]])
 def test_meta_accounting_matches_a_loaded_4bit_model(tmp_path, targets):
     """Load the tiny Phi for real (4-bit NF4 on CPU through bitsandbytes) and count it."""
-    from pipeline.runner import Runner
+    from pipeline.context import RunContext
+    from pipeline.data import load_samples
+    from pipeline.model import add_lora, load_classifier
+    from pipeline.store import RunStore
     cfg = load_config(ROOT / "configs/tiny-cpu.yaml", [f"output.results_dir={tmp_path}/r",
                                                         f"output.checkpoint_dir={tmp_path}/c",
                                                         f"lora.target_modules={json.dumps(targets)}"])
-    from pipeline.model import add_lora, load_classifier
-    r = Runner(cfg, "configs/tiny-cpu.yaml")
-    r.__dict__["samples"], _ = __import__("pipeline.data", fromlist=["x"]).load_samples(cfg)
-    model = add_lora(cfg, load_classifier(cfg, r.location, r.tokenizer, r.device, r.dtype))
+    ctx = RunContext(cfg, RunStore(cfg.results_path), fingerprints={})
+    ctx.samples, _ = load_samples(cfg)
+    model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules()), "the base must really be 4-bit"
     real = measured(model)
     meta = totals(account(cfg))

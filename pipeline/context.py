@@ -1,0 +1,63 @@
+"""What the stage bodies of one `pipeline run` share: the config, the results store, the fingerprints, and
+the heavy things built only when a stage first asks for them (samples, device, tokenizer, the base model's
+location). An unchanged re-run builds none of them, so it loads no model and no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pandas as pd
+
+from pipeline.config import ExperimentConfig
+from pipeline.store import RunStore
+
+
+@dataclass
+class RunContext:
+    cfg: ExperimentConfig
+    store: RunStore
+    fingerprints: dict[str, str]
+    restart: bool = False      # ignore checkpoints of an earlier attempt
+    todo: tuple[str, ...] = ()  # the stages this call runs, in order
+    sampled: tuple[pd.DataFrame, dict] | None = None  # (rows, summary) the data stage read in prepare()
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        """The samples table as the data stage wrote it (set by that stage when it runs in this process)."""
+        return self.store.read("samples")
+
+    @cached_property
+    def device(self):
+        from pipeline.model import pick_device
+        return pick_device(self.cfg)
+
+    @cached_property
+    def dtype(self):
+        from pipeline.model import pick_dtype
+        return pick_dtype(self.cfg, self.device)
+
+    @cached_property
+    def prompter(self):
+        from pipeline.prompts import Prompter
+        return Prompter(self.cfg.path(self.cfg.prompt.template), self.cfg.prompt.label_words)
+
+    @cached_property
+    def tokenizer(self):
+        from pipeline.tokenizer import load_tokenizer
+        tr = self.samples[self.samples["split"] == "train"]
+        texts = self.prompter.many(tr["premise"], tr["hypothesis"]) + list(self.cfg.prompt.label_words)
+        return load_tokenizer(self.cfg, self.pretrained_location, texts)
+
+    @cached_property
+    def pretrained_location(self) -> str | None:
+        """Hub id or folder of pretrained weights; None for random weights (built after the tokenizer,
+        whose size they must cover)."""
+        from pipeline.model import base_location
+        return None if self.cfg.model.source == "random" else base_location(self.cfg)
+
+    @cached_property
+    def location(self) -> str:
+        """Where the base model's weights are, whatever their source."""
+        from pipeline.model import base_location
+        return self.pretrained_location or base_location(self.cfg, self.tokenizer)

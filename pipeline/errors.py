@@ -1,0 +1,43 @@
+"""The one kind of error that means "your input is wrong": the CLI prints it as one line and exits 2.
+
+Bad configs (ConfigError), unreadable manifests (ManifestError) and impossible stage orders (StageError)
+are all BadInput, so every command answers bad input the same way, and a new kind (a held lock, a damaged
+table) only has to subclass it.
+"""
+from __future__ import annotations
+
+
+class BadInput(ValueError):
+    """str(err) is the one line shown to the user: what is wrong, where, and the fix."""
+
+
+class ConfigError(BadInput):
+    """A bad config (or a source it names). str(err) names the field: "data.test.stride: must be >= 1"."""
+
+    def within(self, section: str) -> ConfigError:
+        """The same error seen from the enclosing section: "test.stride: ..." -> "data.test.stride: ..."."""
+        return ConfigError(f"{section}.{self}") if section else self
+
+
+class from_hub:
+    """Turn a failed download (no network, unknown id, gated repo) into one ConfigError line naming the
+    field, instead of a 40-line traceback from deep inside huggingface_hub."""
+
+    def __init__(self, field: str, name: str):
+        self.field, self.name = field, name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or not issubclass(exc_type, (OSError, ConnectionError, ValueError)) \
+                or issubclass(exc_type, BadInput):
+            return False
+        first = (str(exc).strip().splitlines() or [exc_type.__name__])[0][:200]
+        raise ConfigError(f"{self.field}: could not load {self.name!r} from the Hugging Face hub or its cache "
+                          f"({exc_type.__name__}: {first}) (fix: connect to the hub once, or point the config "
+                          f"at local files: source: local / gguf)") from None
+
+
+class StageError(BadInput):
+    """A stage cannot run: a stage it needs has not run, or left no usable output."""

@@ -1,0 +1,47 @@
+"""Stage `evaluate`: the fine-tuned model (final adapter) and every epoch's checkpoint predict the
+validation and test rows (`finetuned`, `epoch_1` .. `epoch_N` in the predictions table)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.errors import StageError
+from pipeline.stages.scoring import predict_splits
+
+
+def prepare(ctx) -> None:
+    """Unless train runs first in this call, its adapters must be on disk already: say so before any write."""
+    if "train" not in ctx.todo:
+        _adapters(ctx)
+
+
+def _adapters(ctx) -> tuple:
+    final = ctx.cfg.checkpoint_path / "final"
+    if not (final / "adapter_config.json").is_file():
+        raise StageError(f"stage evaluate: no final adapter in {final} (fix: run the train stage)")
+    epochs = [ctx.cfg.checkpoint_path / f"epoch_{k}" / "adapter_model.safetensors"
+              for k in range(1, ctx.cfg.train.epochs + 1)]
+    for path in epochs:
+        if not path.is_file():
+            raise StageError(f"stage evaluate: checkpoint {path} is missing (fix: --restart the train stage)")
+    return final, epochs
+
+
+def run(ctx) -> dict:
+    from peft import PeftModel, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from pipeline.model import free, load_classifier
+    from pipeline.predict import predict_head
+    final, epochs = _adapters(ctx)
+    base = load_classifier(ctx.cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype)
+    model = PeftModel.from_pretrained(base, str(final), is_trainable=False)
+    frames = [predict_splits(ctx, predict_head, model, "finetuned", labels=None)]
+    names = ["finetuned"]
+    for k, path in enumerate(epochs, 1):
+        set_peft_model_state_dict(model, load_file(str(path)))
+        frames.append(predict_splits(ctx, predict_head, model, f"epoch_{k}", labels=None))
+        names.append(f"epoch_{k}")
+    ctx.store.replace_rows("predictions", pd.concat(frames, ignore_index=True), names)
+    del model, base
+    free()
+    return {}

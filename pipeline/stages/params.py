@@ -1,0 +1,11 @@
+"""Stage `params`: count stored, logical and trainable parameters on the meta device (pipeline/params.py);
+the params table, and the totals in the manifest and the stage record."""
+from __future__ import annotations
+
+
+def run(ctx) -> dict:
+    from pipeline.params import account, totals
+    df = account(ctx.cfg)
+    ctx.store.write("params", df)
+    ctx.store.update_manifest(params_summary=totals(df))
+    return totals(df)
