@@ -81,6 +81,11 @@ def owner_of(table: str, owner: str) -> str | None:
     return None
 
 
+def owned_rows(name: str, table: str) -> list[str]:
+    """The owner keys (model names) of stage `name`'s rows in shared `table`, as the graph declares them."""
+    return [r.split(":", 1)[1] for r in BY_NAME[name].owns_rows if r.split(":", 1)[0] == table]
+
+
 def downstream(name: str) -> tuple[str, ...]:
     """Stages that (transitively) read `name`'s outputs, in pipeline order."""
     out: list[str] = []

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.stages import owned_rows
 from pipeline.stages.scoring import predict_splits
-
-OWNS = ["baseline_head", "baseline_zeroshot"]
 
 
 def run(ctx) -> dict:
@@ -22,5 +21,6 @@ def run(ctx) -> dict:
     head = predict_splits(ctx, predict_head, clf, "baseline_head", labels=None)
     del clf
     free()
-    ctx.store.replace_rows("predictions", pd.concat([head, zeroshot], ignore_index=True), OWNS)
+    ctx.store.replace_rows("predictions", pd.concat([head, zeroshot], ignore_index=True),
+                           owned_rows("baseline", "predictions"))
     return {}

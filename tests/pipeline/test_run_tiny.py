@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline.stages as stages
 from pipeline.schema import TABLES
 from tests.conftest import cli, sets, tiny_overrides
 
@@ -35,6 +36,8 @@ def test_every_table_written_with_its_schema(tiny_run):
     assert m["data"]["splits"]["train"]["rows_dropped_no_label"] > 0  # the fixture has unlabelled rows
     preds = pd.read_parquet(folder / "predictions.parquet")
     assert set(preds["model"]) == {"baseline_head", "baseline_zeroshot", "epoch_1", "epoch_2", "epoch_3", "finetuned"}
+    # each row set belongs to the stage the graph names as its owner
+    assert {stages.owner_of("predictions", m) for m in preds["model"]} == {"baseline", "evaluate"}
     probs = preds[["p_entailment", "p_neutral", "p_contradiction"]].sum(axis=1)
     assert ((probs - 1).abs() < 1e-6).all()
     # The final adapter is the last epoch's: same predictions.

@@ -115,6 +115,7 @@ def test_graph_names_real_fields_tables_and_bodies():
     assert stages.owner_of("predictions", "epoch_3") == "evaluate"
     assert stages.owner_of("predictions", "baseline_zeroshot") == "baseline"
     assert stages.owner_of("resources", "train") == "train" and stages.owner_of("predictions", "nope") is None
+    assert stages.owned_rows("baseline", "predictions") == ["baseline_head", "baseline_zeroshot"]
 
 
 def test_the_graph_is_importable_without_torch():
