@@ -137,6 +137,12 @@ class TrainConfig(Section):
                                       "less kernel selection on the GPU.", min=1)
     gradient_checkpointing: bool = flag(False, "Recompute activations in backward (less memory, ~20 % slower).")
     fused_optimizer: bool = flag(True, "Use torch's fused AdamW on the GPU (ignored on CPU).")
+    packing: bool = flag(True, "Lay each micro-batch's sequences end to end in one row with a block-diagonal "
+                         "causal mask: the same loss as padding each to the longest, about a third fewer "
+                         "computed tokens.")
+    cuda_graphs: bool = flag(True, "Record each batch shape's forward + backward once as a CUDA graph and "
+                             "replay it: removes the per-kernel launch cost that dominates small micro-batches "
+                             "(GPU only; falls back to eager, and says so, if capture fails).")
     prepare_kbit: bool = flag(False, "Run peft's prepare_model_for_kbit_training (upcasts non-quantized weights "
                               "to float32: more memory, slower; the original study's recipe).")
 

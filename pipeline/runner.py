@@ -28,6 +28,8 @@ class Runner:
         self.cfg, self.config_path, self.overrides = cfg, config_path, tuple(overrides)
         self.store = RunStore(cfg.results_path)
         self.fingerprints = stage_fingerprints(cfg)
+        # What the stage bodies share; after a run, also what it built (samples, tokenizer, device, ...).
+        self.ctx = RunContext(cfg, self.store, self.fingerprints)
 
     def plan(self, stages: list[str] | None, restart: bool) -> tuple[list[str], list[str]]:
         """(stages asked for, stages to run), in pipeline order; StageError if an input stage is missing."""
@@ -45,7 +47,8 @@ class Runner:
     def run(self, stages: list[str] | None = None, restart: bool = False) -> dict:
         t0 = time.perf_counter()
         wanted, todo = self.plan(stages, restart)
-        ctx = RunContext(self.cfg, self.store, self.fingerprints, restart, tuple(todo))
+        ctx = self.ctx
+        ctx.restart, ctx.todo = restart, tuple(todo)
         for s in todo:
             prepare = getattr(body(s), "prepare", None)
             if prepare is not None:
