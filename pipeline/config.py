@@ -10,6 +10,9 @@ the CLI turns it into exit code 2.
 A config may start from another with `extends: other.yaml` (path relative to the file); its keys are
 merged over the other's, section by section. Importable without torch and transformers (the report
 reads the fields' help text from here).
+
+(Just over the project's ~300-line guide: half of it is the field declarations with their help text,
+which are best read in one place.)
 """
 from __future__ import annotations
 
