@@ -29,10 +29,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LADDER = [  # (name, train-config changes); each line adds one change to the one before
-    ("eager, padded to a multiple of 32", {"packing": False, "cuda_graphs": False}),
-    ("+ packed rows (block-diagonal mask)", {"packing": True, "cuda_graphs": False}),
-    ("+ CUDA graphs (the default)", {"packing": True, "cuda_graphs": True}),
+# The ladder: each line adds one change to the line above. (name, train-config changes, other switches);
+# `full` lines run --epochs epochs (the first is warm-up), eager lines one epoch (nothing to warm up but
+# kernel selection in the first steps).
+LADDER = [
+    ("eager, padded to a multiple of 32", {"packing": False, "cuda_graphs": False},
+     {"half_norms": False, "host_read_every": 1, "full": False}),
+    ("+ packed rows (block-diagonal mask)", {"packing": True, "cuda_graphs": False},
+     {"half_norms": False, "host_read_every": 1, "full": False}),
+    ("+ CUDA graphs", {"packing": True, "cuda_graphs": True},
+     {"half_norms": False, "host_read_every": 1, "full": True}),
+    ("+ loss read on the host every 16 steps", {"packing": True, "cuda_graphs": True},
+     {"half_norms": False, "host_read_every": 16, "full": True}),
+    ("+ bfloat16 LayerNorm: a bfloat16 residual stream (the default)", {"packing": True, "cuda_graphs": True},
+     {"half_norms": True, "host_read_every": 16, "full": True}),
 ]
 PLAIN_WARMUP = 10
 AGREEMENT_STEPS = 50
@@ -47,6 +57,18 @@ def _set_dropout(model, p: float | dict) -> dict:
             old[name] = m.p
             m.p = p[name] if isinstance(p, dict) else p
     return old
+
+
+def _switches(model, half_norms: bool, host_read_every: int) -> None:
+    """Flip the switches that are not train-config fields, in place (no reload)."""
+    import torch
+
+    import pipeline.train
+    from pipeline.model import LayerNormInInputDtype
+    pipeline.train.HOST_READ_EVERY = host_read_every
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm) and m.weight is not None and m.weight.dtype == torch.bfloat16:
+            m.__class__ = LayerNormInInputDtype if half_norms else torch.nn.LayerNorm
 
 
 def _with_train(cfg, **changes):
@@ -120,13 +142,17 @@ def run_plain(ctx, cfg, mb: int, steps: int, epochs: int) -> tuple[dict, list[fl
     return row, losses
 
 
-def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, name: str, changes: dict,
-                 dropout: bool = True) -> tuple[dict, list[float]]:
+def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, line: tuple,
+                 dropout: bool = True, suffix: str = "") -> tuple[dict, list[float]]:
     import torch
 
     from benchmarks.measure import StepProfiler, flops_per_token
     from pipeline.predict import predict_head
     from pipeline.train import train
+    name, changes, switches = line
+    name += suffix
+    epochs = epochs if switches["full"] else 1
+    _switches(model, switches["half_norms"], switches["host_read_every"])
     with torch.no_grad():
         for p, v in zip([p for p in model.parameters() if p.requires_grad], init, strict=True):
             p.copy_(v)
@@ -158,13 +184,14 @@ def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, name: str, changes
            "seconds_per_epoch": float(warm["seconds"].mean()),
            "seconds_each_epoch": [round(float(x), 3) for x in ep["seconds"]],
            "first_epoch_seconds": float(ep["seconds"].iloc[0]),
-           "seconds_per_epoch_note": "mean of epochs 2.. (epoch 1 is warm-up: graph captures, kernel selection)",
+           "seconds_per_epoch_note": "mean of epochs 2.. (epoch 1 is warm-up: graph captures, kernel selection)"
+                                     if len(ep) > 1 else "one epoch (eager: only kernel selection to warm up)",
            "padding_fraction": float(1 - ep["tokens"].sum() / ep["padded_tokens"].sum()),
            "peak_allocated_bytes": float(warm["peak_allocated_bytes"].max()) if torch.cuda.is_available() else None,
            "peak_reserved_bytes": max(reserved[1:] or reserved) if torch.cuda.is_available() else None,
            "peak_note": "per epoch, training steps (allocated) and training + validation (reserved); with CUDA "
                         "graphs the graphs' private pool is reserved, so reserved is the honest figure",
-           "dropout": "config" if dropout else "off", "step": summary.get("step"),
+           "dropout": "config" if dropout else "off", "step": summary.get("step"), "switches": switches,
            **prof.summary(), **flops_per_token(model), **ev}
     return row, [float(x) for x in seen["steps"]["loss"].iloc[:AGREEMENT_STEPS]]
 
@@ -250,12 +277,12 @@ def main() -> int:
         plain_epochs = -(-args.plain_steps // -(-len(ctx.seqs) // mb))  # epochs the plain steps reach into
         row, plain_losses = run_plain(ctx, cfg, mb, args.plain_steps, plain_epochs)
         add(row)
-        for name, changes in ladder:
-            add(run_pipeline(ctx, cfg, model, init, mb, args.epochs, name, changes)[0])
+        for line in ladder:
+            add(run_pipeline(ctx, cfg, model, init, mb, args.epochs, line)[0])
         if mb == micro_batches[0]:
             saved = _set_dropout(model, 0.0)
-            row, losses = run_pipeline(ctx, cfg, model, init, mb, plain_epochs, LADDER[-1][0] + ", dropout off",
-                                       LADDER[-1][1], dropout=False)
+            row, losses = run_pipeline(ctx, cfg, model, init, mb, plain_epochs, LADDER[-1], dropout=False,
+                                       suffix=", dropout off")
             n = min(len(losses), len(plain_losses))
             rel = [abs(a - b) / abs(b) for a, b in zip(losses[:n], plain_losses[:n], strict=True)]
             record["loss_agreement"].append({"micro_batch": mb, "steps": n, "max_relative_difference": max(rel),
@@ -275,8 +302,8 @@ def main() -> int:
         ctx.dtype = torch.float16
         model = add_lora(fp16, load_classifier(fp16, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
         init16 = [p.detach().clone() for p in model.parameters() if p.requires_grad]
-        row, _ = run_pipeline(ctx, fp16, model, init16, micro_batches[0], args.epochs,
-                              LADDER[-1][0] + f", float16 under a {args.fp16_cap_gib:g} GiB cap", LADDER[-1][1])
+        row, _ = run_pipeline(ctx, fp16, model, init16, micro_batches[0], args.epochs, LADDER[-1],
+                              suffix=f", float16 under a {args.fp16_cap_gib:g} GiB cap")
         add(row)
     record["wall_seconds"] = time.perf_counter() - started
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 def reference_config(cfg):
     """The run's config, changed to the docs' recipe: eager attention, gelu_new, prepare_model_for_kbit."""
     import dataclasses
-    model = dataclasses.replace(cfg.model, attn_implementation="eager", fast_gelu=False)
+    model = dataclasses.replace(cfg.model, attn_implementation="eager", fast_gelu=False, half_precision_norms=False)
     train = dataclasses.replace(cfg.train, prepare_kbit=True, fused_optimizer=False, packing=False,
                                 cuda_graphs=False)
     return dataclasses.replace(cfg, model=model, train=train)

@@ -46,6 +46,12 @@ class Batch:
             out["segments"] = self.segments
         return out
 
+    def pin(self) -> Batch:
+        """Page-locked copies, so the copy to the GPU is asynchronous (the loop never waits on it)."""
+        pinned = {k: v.pin_memory() for k, v in self.tensors().items()}
+        return Batch(pinned["input_ids"], pinned["position_ids"], pinned.get("segments"), pinned["last"],
+                     self.real_tokens, self.packed)
+
     def to(self, device) -> Batch:
         move = {k: v.to(device, non_blocking=True) for k, v in self.tensors().items()}
         return Batch(move["input_ids"], move["position_ids"], move.get("segments"), move["last"],

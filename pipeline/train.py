@@ -94,6 +94,43 @@ def _atomic_dir(final: Path, write) -> None:
     tmp.rename(final)
 
 
+# The loss and gradient norm are read on the host every this many steps, not every step: each read
+# waits for the GPU, and with CUDA graphs the GPU otherwise runs ahead of Python by several steps.
+HOST_READ_EVERY = 16
+
+
+class _StepLog:
+    """Per-step records, filled in when the step's loss is read back; the NaN/inf guard runs on every read.
+
+    A diverged step is found at most HOST_READ_EVERY - 1 steps late; nothing of the epoch is saved either
+    way (the checkpoint is written after the epoch's last read)."""
+
+    def __init__(self, epoch: int, rows: list[dict], losses: list[float]):
+        self.epoch, self.rows, self.losses, self.pending = epoch, rows, losses, []
+
+    def add(self, global_step: int, loss, grad_norm, lr: float, tokens: int) -> None:
+        # clone: a CUDA-graph replay writes every step's loss into the same tensor
+        self.pending.append((global_step, loss.detach().clone(), grad_norm, lr, tokens))
+
+    def read(self) -> float:
+        values = torch.stack([p[1] for p in self.pending]).tolist()
+        norms = [None if p[2] is None else p[2] for p in self.pending]
+        norm_values = torch.stack([n for n in norms if n is not None]).tolist() if any(n is not None for n in norms) else []
+        it = iter(norm_values)
+        for (global_step, _, norm, lr, tokens), value in zip(self.pending, values, strict=True):
+            if not math.isfinite(value):
+                in_epoch = len([r for r in self.rows if r["epoch"] == self.epoch]) + 1
+                raise TrainingDiverged(
+                    f"train: loss became {value} at epoch {self.epoch}, step {in_epoch}; nothing of this epoch "
+                    f"was saved (fix: lower train.learning_rate, or use quantization.compute_dtype: bfloat16 "
+                    f"or float32 if float16 overflows)")
+            self.rows.append({"step": global_step, "epoch": self.epoch, "loss": value, "lr": lr,
+                              "grad_norm": float("nan") if norm is None else float(next(it)), "tokens": tokens})
+            self.losses.append(value)
+        self.pending = []
+        return values[-1]
+
+
 def _validate(cfg, model, tokenizer, prompts, labels, device, desc: str) -> dict:
     probs, loss = predict_head(model, tokenizer, prompts, labels, batch_size=cfg.eval.batch_size,
                                max_length=cfg.tokenizer.max_length, multiple=cfg.train.pad_to_multiple_of,
@@ -169,26 +206,22 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
                                cfg.train.pad_to_multiple_of, cfg.train.packing),
                  torch.as_tensor(labels[order[s * bs:(s + 1) * bs]]))
                 for s in range(steps_per_epoch)]
+        if device.type == "cuda":
+            plan = [(b.pin(), y.pin_memory()) for b, y in plan]
         model.train()
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         losses, tokens, padded = [], 0, 0
+        log = _StepLog(epoch, step_rows, losses)
         progress = bar(plan, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="step")
         for s, (batch, y) in enumerate(progress):
             loss = step(batch.to(device), y.to(device, non_blocking=True))
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingDiverged(
-                    f"train: loss became {loss_value} at epoch {epoch}, step {s + 1}; nothing of this epoch "
-                    f"was saved (fix: lower train.learning_rate, or use quantization.compute_dtype: bfloat16 "
-                    f"or float32 if float16 overflows)")
-            grad_norm = float("nan")
             if scaler is not None:
                 scaler.unscale_(optimizer)
-            if cfg.train.max_grad_norm > 0:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm))
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm) \
+                if cfg.train.max_grad_norm > 0 else None
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -199,11 +232,9 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             global_step += 1
             tokens += batch.real_tokens
             padded += batch.input_ids.numel()
-            losses.append(loss_value)
-            step_rows.append({"step": global_step, "epoch": epoch, "loss": loss_value,
-                              "lr": float(scheduler.get_last_lr()[0]), "grad_norm": grad_norm,
-                              "tokens": batch.real_tokens})
-            progress.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+            log.add(global_step, loss, grad_norm, float(scheduler.get_last_lr()[0]), batch.real_tokens)
+            if len(log.pending) >= HOST_READ_EVERY or s == len(plan) - 1:
+                progress.set_postfix(loss=f"{log.read():.3f}", refresh=False)
             if on_step is not None:
                 on_step(epoch, global_step)
         if device.type == "cuda":
