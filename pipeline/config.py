@@ -132,7 +132,10 @@ class LoraConfig:
 @dataclass
 class TrainConfig:
     epochs: int = _f(5, "Training epochs; a checkpoint is saved after each.", min=1)
-    batch_size: int = _f(8, "Rows per optimizer step (per device).", min=1)
+    batch_size: int = _f(8, "Rows per optimizer step over all processes: the effective batch, kept the same "
+                         "whatever the number of GPUs (= micro_batch_size x processes x accumulation steps).", min=1)
+    micro_batch_size: Optional[int] = _f(None, "Rows per forward pass in each process; null = batch_size / "
+                                         "processes. Smaller values accumulate gradients (less memory).", min=1)
     learning_rate: float = _f(2e-4, "Peak learning rate of AdamW.", gt=0.0, max=1.0)
     weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0, max=1.0)
     warmup_ratio: float = _f(0.03, "Fraction of steps with linear warm-up.", min=0.0, max=0.5)
