@@ -106,3 +106,14 @@ def test_compact_ids():
     assert fmt.compact_ids([1, 2, 3, 4, 9]) == "1–4; 9"
     assert fmt.compact_ids([7]) == "7"
     assert fmt.compact_ids([]) == "none"
+
+
+def test_paired_without_pairs_has_no_p_value_and_significance_uses_alpha():
+    empty = stats.Paired("baseline_head", "finetuned", 0, 0, 0, 0, 0)
+    assert math.isnan(empty.p_value) and not empty.significant
+    # 1 broken, 9 fixed: p = 2 * (1 + 10) / 1024 = 0.0215 < ALPHA; 3 broken, 6 fixed: p = 0.508 > ALPHA
+    fixed = stats.Paired("baseline_head", "finetuned", 20, 5, 1, 9, 5)
+    assert fixed.p_value == pytest.approx(22 / 1024) and fixed.significant and fixed.improved
+    assert not stats.Paired("baseline_head", "finetuned", 20, 5, 3, 6, 6).significant
+    worse = stats.Paired("baseline_head", "finetuned", 20, 5, 9, 1, 5)
+    assert worse.significant and not worse.improved
