@@ -11,13 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from analysis import render
-
-try:
-    from tests.report_fixture import make_results
-except ImportError:
-    from report_fixture import make_results
-
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LOADING = re.compile(r"<(script|link|img|iframe|source|video|audio|embed|object)\b[^>]*?\b(src|href|data)\s*=\s*[\"']?\s*(https?:)?//",
@@ -25,10 +18,8 @@ LOADING = re.compile(r"<(script|link|img|iframe|source|video|audio|embed|object)
 
 
 @pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    base = tmp_path_factory.mktemp("browser")
-    results = make_results(base / "results")
-    return render.render(results=results, out=base / "site", engine="nbclient", formats=("html",))["html"]
+def html(rendered):
+    return rendered["html"]
 
 
 def chromium(url: str, tmp: Path, name: str) -> tuple[Path, list[dict]]:
