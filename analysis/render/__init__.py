@@ -69,9 +69,11 @@ def render(results: Path | None = None, out: Path | None = None, runs: str | Non
     if engine == "quarto" or (engine == "auto" and quarto.available()):
         step("quarto render (report.qmd and index.qmd)")
         quarto.render(out, env, list(formats))
-        produced = {f: out / f"report{fallback.OUTPUT[f]}" for f in formats} | {"index": out / "index.html"}
+        produced = {f: out / f"report{fallback.OUTPUT[f]}" for f in formats}
+        if "html" in formats:
+            produced["index"] = out / "index.html"
     else:
-        step("quarto not found on PATH: rendering with nbclient, pandoc and typst")
+        step("rendering without Quarto: nbclient, pandoc and typst")
         with tempfile.TemporaryDirectory(prefix="report-build-") as tmp:
             build = Path(build_dir).resolve() if build_dir else Path(tmp)
             produced = fallback.render_document(qmd, out, build, list(formats), env, step)

@@ -133,6 +133,39 @@ def test_no_pdf_page_leaves_a_large_gap(page_images):
         assert longest < 0.25 * img.height, f"page {n}: a blank band of {longest / img.height:.0%} of the page"
 
 
+FAKE_QUARTO = """#!{python}
+# Stands in for Quarto: records how it was called, writes the files `quarto render` would.
+import json, os, sys
+from pathlib import Path
+out = Path(sys.argv[sys.argv.index("--output-dir") + 1])
+json.dump({{"args": sys.argv[1:], "cwd": os.getcwd(), "python": os.environ.get("QUARTO_PYTHON"),
+           "results": os.environ.get("REPORT_RESULTS")}}, open({log!r}, "w"))
+for name in ("report.html", "report.pdf", "index.html"):
+    (out / name).write_text("rendered")
+"""
+
+
+def test_quarto_path_runs_the_documented_command_with_the_report_python(tmp_path, monkeypatch):
+    """With `quarto` on PATH, rendering is `quarto render` in the project root, its cells run by this Python."""
+    import json
+    import os
+    fake = tmp_path / "bin" / "quarto"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_QUARTO.format(python=sys.executable, log=str(tmp_path / "call.json")))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("QUARTO_PYTHON", raising=False)
+    monkeypatch.delenv("REPORT_RUNS", raising=False)
+    write_run(tmp_path / "results", "r", kind="gpu", seed=1)
+    for formats, args in ((("html", "typst"), ["render"]), (("typst",), ["render", "report.qmd", "--to", "typst"])):
+        produced = render.render(results=tmp_path / "results", out=tmp_path / "site", formats=formats)
+        call = json.loads((tmp_path / "call.json").read_text())
+        assert call["args"] == [*args, "--output-dir", str(tmp_path / "site")]
+        assert call["cwd"] == str(ROOT) and call["python"] == sys.executable
+        assert call["results"] == str(tmp_path / "results")
+        assert ("index" in produced) == ("html" in formats)
+
+
 def test_failing_cell_is_a_one_line_error(tmp_path):
     qmd = tmp_path / "bad.qmd"
     qmd.write_text('---\ntitle: t\n---\n\n# A\n\n```{python}\n#| label: boom\nraise ValueError("boom")\n```\n')
