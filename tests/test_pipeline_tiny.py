@@ -132,11 +132,12 @@ def test_stage_order_error(tmp_path):
 def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
     import torch
 
+    import pipeline.classify as classify_mod
     import pipeline.train as train_mod
     from pipeline.config import load_config
     from pipeline.runner import Runner
-    real = train_mod.last_token_logits
-    monkeypatch.setattr(train_mod, "last_token_logits", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))
+    real = classify_mod.logits
+    monkeypatch.setattr(classify_mod, "logits", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))
     cfg = load_config(CONFIG, tiny_overrides(tmp_path))
     with pytest.raises(train_mod.TrainingDiverged, match=r"train: loss became nan at epoch 1, step 1.*fix: lower train.learning_rate"):
         Runner(cfg, CONFIG).run(["data", "train"])

@@ -1,0 +1,332 @@
+"""Training throughput: the plain peft-docs loop against the pipeline's own trainer, in one process.
+
+    python benchmarks/bench.py configs/phi2-shape-h200.yaml [--micro-batches 8,32] [--epochs 3]
+                               [--fp16-cap-gib 15] [--set KEY=VALUE ...] [--out benchmarks/results]
+
+Same model weights, rows, data order, seed, learning rate and schedule for every loop:
+- `plain`: benchmarks/plain_loop.py (the docs' recipe), run for --plain-steps steps;
+- `pipeline`: `pipeline.train.train` itself (the function `pipeline run` calls), for --epochs epochs, once
+  per setting of the ladder below; each line adds one change to the line above, so the record shows
+  what each change bought.
+Warm-up is excluded and said so: the plain loop's first 10 steps, and the pipeline's first epoch (which
+includes the CUDA-graph captures) are reported separately as `first_epoch_seconds`; tokens/s and
+s/epoch are the mean of the later epochs, with every epoch's figure listed to show the spread.
+Per-step losses of both loops over the first 50 steps are compared with dropout off in both (dropout
+draws different masks in different code paths), at the first micro-batch size.
+A JSON record goes to --out (commit the H200's); a table is printed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The ladder: each line adds one change to the line above. (name, train-config changes, other switches);
+# `full` lines run --epochs epochs (the first is warm-up), eager lines one epoch (nothing to warm up but
+# kernel selection in the first steps).
+LADDER = [
+    ("eager, padded to a multiple of 32", {"packing": False, "cuda_graphs": False},
+     {"half_norms": False, "host_read_every": 1, "full": False}),
+    ("+ packed rows (block-diagonal mask)", {"packing": True, "cuda_graphs": False},
+     {"half_norms": False, "host_read_every": 1, "full": False}),
+    ("+ CUDA graphs", {"packing": True, "cuda_graphs": True},
+     {"half_norms": False, "host_read_every": 1, "full": True}),
+    ("+ loss read on the host every 16 steps", {"packing": True, "cuda_graphs": True},
+     {"half_norms": False, "host_read_every": 16, "full": True}),
+    ("+ bfloat16 LayerNorm: a bfloat16 residual stream (the default)", {"packing": True, "cuda_graphs": True},
+     {"half_norms": True, "host_read_every": 16, "full": True}),
+]
+PLAIN_WARMUP = 10
+AGREEMENT_STEPS = 50
+
+
+def _set_dropout(model, p: float | dict) -> dict:
+    """Set every dropout's probability (a number, or the dict this returned before); -> the old values."""
+    import torch
+    old = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Dropout):
+            old[name] = m.p
+            m.p = p[name] if isinstance(p, dict) else p
+    return old
+
+
+def _switches(model, half_norms: bool, host_read_every: int) -> None:
+    """Flip the switches that are not train-config fields, in place (no reload)."""
+    import torch
+
+    import pipeline.train
+    from pipeline.model import LayerNormInInputDtype
+    pipeline.train.HOST_READ_EVERY = host_read_every
+    for m in model.modules():
+        if isinstance(m, torch.nn.LayerNorm) and m.weight is not None and m.weight.dtype == torch.bfloat16:
+            m.__class__ = LayerNormInInputDtype if half_norms else torch.nn.LayerNorm
+
+
+def _with_train(cfg, **changes):
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+
+
+def _eval_seconds(fn, repeats: int = 3) -> dict:
+    import torch
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {"eval_seconds_200_rows": min(times[1:]), "eval_seconds_each": times,
+            "eval_note": "first call is warm-up; the figure is the best of the later calls"}
+
+
+def _peaks() -> dict:
+    import torch
+    if not torch.cuda.is_available():
+        return {"peak_allocated_bytes": None, "peak_reserved_bytes": None}
+    return {"peak_allocated_bytes": float(torch.cuda.max_memory_allocated()),
+            "peak_reserved_bytes": float(torch.cuda.max_memory_reserved())}
+
+
+def run_plain(ctx, cfg, mb: int, steps: int, epochs: int) -> tuple[dict, list[float]]:
+    """`epochs` sets the learning-rate schedule's length (the pipeline run compared with it uses the same)."""
+    import torch
+
+    from benchmarks.measure import StepProfiler, flops_per_token
+    from benchmarks.plain_loop import pad_longest, reference_config, train_plain
+    from pipeline.model import add_lora, free, load_classifier
+    ref = reference_config(_with_train(cfg, batch_size=mb, epochs=epochs))
+    model = add_lora(ref, load_classifier(ref, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
+    _set_dropout(model, 0.0)
+    flops = flops_per_token(model)
+    prof = StepProfiler(first=min(steps - 10, 40) if steps > 20 else 2, count=min(10, max(1, steps // 4)))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    recs = train_plain(ref, model, ctx.seqs, ctx.labels, pad_id=ctx.pad_id, device=ctx.device, dtype=ctx.dtype,
+                       epochs=ref.train.epochs, max_steps=steps, on_step=lambda r: prof.step())
+    peaks = _peaks()
+    warm = [r for r in recs if r["step"] > PLAIN_WARMUP] or recs
+    t0 = next((r["seconds"] for r in recs if r["step"] == warm[0]["step"] - 1), 0.0)
+    seconds = warm[-1]["seconds"] - t0
+    tokens = sum(r["tokens"] for r in warm)
+    steps_per_epoch = -(-len(ctx.seqs) // mb)
+    model.eval()
+
+    @torch.no_grad()
+    def evaluate(model=model):  # the docs' way: batches of 16 in row order, padded to the longest
+        for s in range(0, len(ctx.eval_seqs), 16):
+            ids, mask = pad_longest(ctx.eval_seqs[s:s + 16], ctx.pad_id, ctx.device)
+            with torch.autocast(ctx.device.type, dtype=ctx.dtype, enabled=ctx.dtype != torch.float32):
+                model(input_ids=ids, attention_mask=mask).logits.float().cpu()
+
+    row = {"loop": "plain", "setting": "peft docs: prepare_model_for_kbit_training, pad to longest, eager "
+           "attention, gelu_new, AdamW", "micro_batch": mb, "dtype": str(ctx.dtype).removeprefix("torch."),
+           "tokens_per_s": tokens / seconds, "seconds_per_epoch": seconds / len(warm) * steps_per_epoch,
+           "seconds_per_epoch_note": f"mean step time of steps {warm[0]['step']}-{warm[-1]['step']} x "
+                                     f"{steps_per_epoch} steps (the first {PLAIN_WARMUP} steps are warm-up)",
+           "steps_timed": len(warm), "padding_fraction": 1 - tokens / sum(r["padded_tokens"] for r in warm),
+           "dropout": "off", **peaks, **prof.summary(), **flops, **_eval_seconds(evaluate)}
+    losses = [r["loss"] for r in recs[:AGREEMENT_STEPS]]
+    del model
+    free()
+    return row, losses
+
+
+def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, line: tuple,
+                 dropout: bool = True, suffix: str = "") -> tuple[dict, list[float]]:
+    import torch
+
+    from benchmarks.measure import StepProfiler, flops_per_token
+    from pipeline.predict import predict_head
+    from pipeline.train import train
+    name, changes, switches = line
+    name += suffix
+    epochs = epochs if switches["full"] else 1
+    _switches(model, switches["half_norms"], switches["host_read_every"])
+    with torch.no_grad():
+        for p, v in zip([p for p in model.parameters() if p.requires_grad], init, strict=True):
+            p.copy_(v)
+            p.grad = None
+    torch.manual_seed(cfg.seed)
+    steps_per_epoch = -(-len(ctx.seqs) // mb)
+    run_cfg = _with_train(cfg, batch_size=mb, epochs=epochs, **changes)
+    run_cfg = dataclasses.replace(run_cfg, output=dataclasses.replace(run_cfg.output, checkpoint_dir=ctx.scratch))
+    prof = StepProfiler(first=steps_per_epoch * (epochs - 1) + min(10, steps_per_epoch // 3) + 1,
+                        count=min(10, max(1, steps_per_epoch // 3)))
+    reserved, seen = [], {}
+
+    def on_epoch(epochs_df, steps_df, info):
+        seen["epochs"], seen["steps"] = epochs_df, steps_df
+        reserved.append(float(torch.cuda.max_memory_reserved()) if torch.cuda.is_available() else None)
+
+    summary = train(run_cfg, model, ctx.tokenizer, ctx.prompter, ctx.samples, device=ctx.device, dtype=ctx.dtype,
+                    fingerprint=f"bench-{mb}-{name}", restart=True, on_epoch=on_epoch,
+                    on_step=lambda epoch, step: prof.step())
+    ep = seen["epochs"]
+    warm = ep.iloc[1:] if len(ep) > 1 else ep
+    model.eval()
+    ev = _eval_seconds(lambda: predict_head(model, ctx.tokenizer, ctx.eval_prompts, None,
+                                            batch_size=cfg.eval.batch_size, max_length=cfg.tokenizer.max_length,
+                                            multiple=cfg.train.pad_to_multiple_of, device=ctx.device, desc="eval"))
+    row = {"loop": "pipeline", "setting": name, "micro_batch": mb, "dtype": str(ctx.dtype).removeprefix("torch."),
+           "tokens_per_s": float(warm["tokens"].sum() / warm["seconds"].sum()),
+           "tokens_per_s_each_epoch": [round(float(x), 1) for x in ep["tokens_per_s"]],
+           "seconds_per_epoch": float(warm["seconds"].mean()),
+           "seconds_each_epoch": [round(float(x), 3) for x in ep["seconds"]],
+           "first_epoch_seconds": float(ep["seconds"].iloc[0]),
+           "seconds_per_epoch_note": "mean of epochs 2.. (epoch 1 is warm-up: graph captures, kernel selection)"
+                                     if len(ep) > 1 else "one epoch (eager: only kernel selection to warm up)",
+           "padding_fraction": float(1 - ep["tokens"].sum() / ep["padded_tokens"].sum()),
+           "peak_allocated_bytes": float(warm["peak_allocated_bytes"].max()) if torch.cuda.is_available() else None,
+           "peak_reserved_bytes": max(reserved[1:] or reserved) if torch.cuda.is_available() else None,
+           "peak_note": "per epoch, training steps (allocated) and training + validation (reserved); with CUDA "
+                        "graphs the graphs' private pool is reserved, so reserved is the honest figure",
+           "dropout": "config" if dropout else "off", "step": summary.get("step"), "switches": switches,
+           **prof.summary(), **flops_per_token(model), **ev}
+    return row, [float(x) for x in seen["steps"]["loss"].iloc[:AGREEMENT_STEPS]]
+
+
+@dataclasses.dataclass
+class Context:
+    cfg: object
+    runner: object
+    scratch: str
+
+    def __post_init__(self):
+        from pipeline.predict import encode
+        r = self.runner
+        self.device, self.dtype, self.tokenizer, self.prompter = r.device, r.dtype, r.tokenizer, r.prompter
+        self.location, self.samples, self.pad_id = r.location, r.samples, r.tokenizer.pad_token_id
+        tr = self.samples[self.samples["split"] == "train"].reset_index(drop=True)
+        ev = self.samples[self.samples["split"].isin(["validation", "test"])]
+        self.seqs = encode(self.tokenizer, self.prompter.many(tr["premise"], tr["hypothesis"]), self.cfg.tokenizer.max_length)
+        self.labels = tr["label"].to_numpy()
+        self.eval_prompts = self.prompter.many(ev["premise"], ev["hypothesis"])
+        self.eval_seqs = encode(self.tokenizer, self.eval_prompts, self.cfg.tokenizer.max_length)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--micro-batches", default="8,32")
+    ap.add_argument("--epochs", type=int, default=3, help="pipeline epochs per setting (the first is warm-up)")
+    ap.add_argument("--plain-steps", type=int, default=60)
+    ap.add_argument("--ladder", default="all", help="all, or 'last' for the default setting only")
+    ap.add_argument("--fp16-cap-gib", type=float, default=None,
+                    help="also run the default setting in float16 under this GPU memory cap (the T4 path)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+
+    import torch
+
+    from benchmarks.measure import matmul_peak_tflops
+    from pipeline.config import load_config
+    from pipeline.environment import capture_environment, code_version
+    from pipeline.model import add_lora, apply_gpu_cap, free, load_classifier
+    from pipeline.runner import Runner
+
+    started = time.perf_counter()
+    scratch = tempfile.mkdtemp(prefix="bench-")
+    sets = list(args.overrides) + [f"output.results_dir={scratch}/results", f"output.checkpoint_dir={scratch}/ckpt"]
+    cfg = load_config(args.config, sets)
+    runner = Runner(cfg, args.config, tuple(sets))
+    runner.run(["data"])
+    ctx = Context(cfg, runner, f"{scratch}/ckpt")
+    env = capture_environment()
+    peak = matmul_peak_tflops(ctx.dtype if ctx.dtype != torch.float32 else torch.bfloat16)
+    record = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
+              "gpu": (env.get("gpu") or {}).get("name"), "driver": (env.get("gpu") or {}).get("driver"),
+              "cuda": env.get("cuda"), "libraries": env.get("libraries"),
+              "git_commit": code_version(ROOT).get("git_commit") or __import__("os").environ.get("PIPELINE_GIT_COMMIT"),
+              "config": args.config, "overrides": args.overrides, "train_rows": len(ctx.seqs),
+              "matmul_peak_tflops_measured": peak,
+              "mfu_note": "model FLOPs utilisation = real (non-padding) tokens/s x FLOPs per token / the dense "
+                          "matmul rate measured here on 8192^3 products in the compute dtype",
+              "results": [], "loss_agreement": []}
+    micro_batches = [int(x) for x in args.micro_batches.split(",")]
+    ladder = LADDER if args.ladder == "all" else LADDER[-1:]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{Path(args.config).stem}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+
+    def add(row):
+        if row.get("tokens_per_s") and peak and row.get("flops_per_token"):
+            row["tflops"] = row["tokens_per_s"] * row["flops_per_token"] / 1e12
+            row["mfu"] = row["tflops"] / peak
+        record["results"].append(row)
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")  # partial records survive a crash
+        print(f"== {row['loop']:<8} mb {row['micro_batch']:>3} {row['setting'][:48]:<48} "
+              f"{row['tokens_per_s']:>9,.0f} tok/s  {row['seconds_per_epoch']:6.2f} s/epoch  "
+              f"busy {row.get('gpu_busy_fraction')}  peak {row.get('peak_allocated_bytes')}", flush=True)
+
+    model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
+    init = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    for mb in micro_batches:
+        plain_epochs = -(-args.plain_steps // -(-len(ctx.seqs) // mb))  # epochs the plain steps reach into
+        row, plain_losses = run_plain(ctx, cfg, mb, args.plain_steps, plain_epochs)
+        add(row)
+        for line in ladder:
+            add(run_pipeline(ctx, cfg, model, init, mb, args.epochs, line)[0])
+        if mb == micro_batches[0]:
+            saved = _set_dropout(model, 0.0)
+            row, losses = run_pipeline(ctx, cfg, model, init, mb, plain_epochs, LADDER[-1], dropout=False,
+                                       suffix=", dropout off")
+            n = min(len(losses), len(plain_losses))
+            rel = [abs(a - b) / abs(b) for a, b in zip(losses[:n], plain_losses[:n], strict=True)]
+            record["loss_agreement"].append({"micro_batch": mb, "steps": n, "max_relative_difference": max(rel),
+                                             "mean_relative_difference": sum(rel) / n,
+                                             "plain": plain_losses[:n], "pipeline": losses[:n],
+                                             "note": "dropout off in both loops; same weights, rows, order, "
+                                                     "seed, learning rate and schedule"})
+            path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            print(f"== loss agreement over {n} steps: max relative difference {max(rel):.2e}", flush=True)
+            _set_dropout(model, saved)
+    if args.fp16_cap_gib and ctx.device.type == "cuda":
+        del model
+        free()
+        fp16 = dataclasses.replace(cfg, quantization=dataclasses.replace(cfg.quantization, compute_dtype="float16"),
+                                   runtime=dataclasses.replace(cfg.runtime, gpu_memory_cap_gib=args.fp16_cap_gib))
+        apply_gpu_cap(fp16, ctx.device)
+        ctx.dtype = torch.float16
+        model = add_lora(fp16, load_classifier(fp16, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
+        init16 = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+        row, _ = run_pipeline(ctx, fp16, model, init16, micro_batches[0], args.epochs, LADDER[-1],
+                              suffix=f", float16 under a {args.fp16_cap_gib:g} GiB cap")
+        add(row)
+    record["wall_seconds"] = time.perf_counter() - started
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+    print(table(record))
+    return 0
+
+
+def table(record: dict) -> str:
+    lines = ["| loop | setting | micro-batch | dtype | tokens/s | s/epoch | peak alloc GiB | peak reserved GiB | "
+             "GPU busy | MFU | eval 199 rows s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    g = lambda v: "–" if v is None else f"{v / 2**30:.2f}"  # noqa: E731
+    f = lambda v, fmt: "–" if v is None else format(v, fmt)  # noqa: E731
+    for r in record["results"]:
+        lines.append(f"| {r['loop']} | {r['setting']} | {r['micro_batch']} | {r['dtype']} | {r['tokens_per_s']:,.0f} | "
+                     f"{r['seconds_per_epoch']:.2f} | {g(r.get('peak_allocated_bytes'))} | {g(r.get('peak_reserved_bytes'))} | "
+                     f"{f(r.get('gpu_busy_fraction'), '.0%')} | {f(r.get('mfu'), '.1%')} | "
+                     f"{f(r.get('eval_seconds_200_rows'), '.2f')} |")
+    for a in record.get("loss_agreement", []):
+        lines.append(f"\nLoss agreement, micro-batch {a['micro_batch']}, first {a['steps']} steps: max relative "
+                     f"difference {a['max_relative_difference']:.2e} (mean {a['mean_relative_difference']:.2e}).")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
