@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 from analysis.markdown import Markdown, code, text
 from analysis.runs import Run
-from pipeline.config import ExperimentConfig
+from pipeline import config
 
 NOT_A_FIELD = "(not a field of this version's config)"
+MODEL_SECTIONS = ("model", "tokenizer", "quantization", "lora", "prompt")   # the report's model table
+SHOWN_ELSEWHERE = ("run", "description", "data", "output")  # the title, the data sample, where files go
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,10 @@ MISSING = object()
 
 
 def section_class(section: str):
-    """The dataclass of a config section (ModelConfig for "model"); ExperimentConfig for ""."""
+    """The dataclass of a config section (ModelConfig for "model"); ExperimentConfig itself for ""."""
     if not section:
-        return ExperimentConfig
-    return typing.get_type_hints(ExperimentConfig)[section]
+        return config.ExperimentConfig
+    return typing.get_type_hints(config.ExperimentConfig)[section]
 
 
 def field_help(section: str) -> dict[str, str]:
@@ -44,6 +46,26 @@ def field_help(section: str) -> dict[str, str]:
 
 def section_help(section: str) -> str:
     return field_help("")[section]
+
+
+def section_names() -> list[str]:
+    """The config's sections (its fields that are dataclasses), in declaration order."""
+    hints = typing.get_type_hints(config.ExperimentConfig)
+    return [f.name for f in dataclasses.fields(config.ExperimentConfig) if dataclasses.is_dataclass(hints[f.name])]
+
+
+def top_level_names() -> list[str]:
+    """The config's top-level settings (seed, ...), not its sections."""
+    return [name for name in field_help("") if name not in section_names()]
+
+
+def training_sections() -> list[str]:
+    """Every section that is neither the model's nor shown elsewhere (a new section appears by itself)."""
+    return [s for s in section_names() if s not in MODEL_SECTIONS + SHOWN_ELSEWHERE]
+
+
+def top_level_settings() -> tuple[str, ...]:
+    return tuple(n for n in top_level_names() if n not in SHOWN_ELSEWHERE)
 
 
 def settings(run: Run, section: str, only: tuple[str, ...] | None = None) -> list[Setting]:

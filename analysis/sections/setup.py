@@ -84,7 +84,7 @@ def row_ids(f: RunFacts) -> Markdown:
     return bullets(items)
 
 
-def settings_table(f: RunFacts, sections: tuple[str, ...], top_level: tuple[str, ...] = ()) -> Markdown:
+def settings_table(f: RunFacts, sections, top_level: tuple[str, ...] = ()) -> Markdown:
     """The config sections' settings: value from the run, meaning from the field's help text."""
     groups = [("", settings(f.run, "", top_level))] if top_level else []
     groups += [(s, settings(f.run, s)) for s in sections]

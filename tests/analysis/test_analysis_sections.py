@@ -7,7 +7,7 @@ import re
 import pytest
 
 import pipeline.config
-from analysis import sections
+from analysis import sections, settings
 from analysis.facts import report_facts
 from tests.report_fixture import RUNS, edit_manifest, write_run
 
@@ -100,6 +100,23 @@ def test_a_new_config_field_appears_without_touching_report_code(tmp_path, facts
     edit_manifest(tmp_path / "r", lambda m: m.config["model"].update(new_knob=9))
     md = sections.setup.settings_table(facts("r", tmp_path).headline, ("model",))
     assert row(md, "new\\_knob") == "|  | new\\_knob | 9 | A knob added after this report was written. |"
+
+
+def test_a_new_config_section_appears_among_the_training_settings(tmp_path, facts, monkeypatch):
+    @dataclasses.dataclass
+    class SchedulerConfig:
+        warmup_steps: int = dataclasses.field(default=0, metadata={"help": "Steps of warm-up before the schedule."})
+
+    @dataclasses.dataclass
+    class ExperimentConfigWithScheduler(pipeline.config.ExperimentConfig):
+        schedule: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig,
+                                                      metadata={"help": "The learning-rate schedule."})
+    monkeypatch.setattr(pipeline.config, "ExperimentConfig", ExperimentConfigWithScheduler)
+    assert "schedule" in settings.training_sections()
+    write_run(tmp_path, "r", kind="gpu", seed=1)
+    edit_manifest(tmp_path / "r", lambda m: m.config.update(schedule={"warmup_steps": 50}))
+    md = sections.setup.settings_table(facts("r", tmp_path).headline, settings.training_sections())
+    assert "| **schedule** | warmup\\_steps | 50 | Steps of warm-up before the schedule. |" in md
 
 
 def test_values_from_runs_cannot_inject_markup_into_tables(tmp_path, facts):
