@@ -1,14 +1,23 @@
-"""Read-only analysis of cached results (results/<run>/) for the report. Never imports torch.
+"""Read-only analysis of cached results (results/<run>/) for report.qmd. Never imports torch.
 
-Modules, one job each:
-    load       find, select and read runs (manifest.json + parquet tables)
-    fmt        number formatting (thousands separators, percentages, bytes)
-    stats      accuracy, Wilson intervals, McNemar's exact test, confusion matrices, per-class scores
-    cases      corrected / regressed / unresolved cases and the cue breakdown
-    resources  per-stage peaks and timelines of the resource sampler
-    tables     markdown (pipe) tables that render in HTML and typst alike
-    figures    matplotlib figures written as PNG files
-    text       jinja2 narrative blocks under templates/report/
-    sections   one function per report section, called from report.qmd
-    render     `python -m analysis.render`: Quarto when present, else nbclient + pandoc + typst
+Facts (numbers; no prose):
+    runs        find, select and read runs: manifest.json (pipeline.manifest) and the parquet tables
+    progress    each stage's state, the stages left out on purpose, what is missing (one wording each)
+    facts       RunFacts / ReportFacts: every number of a run, computed once; report_facts() loads them
+    stats       accuracy, Wilson intervals, McNemar's exact test, confusion matrices, per-class scores
+    cases       corrected / regressed / unresolved cases and their surface cues
+    training    fine-tuning time, tokens per second, padding, the validation trend (over-fitting)
+    resources   peaks per stage and per run, the memory cap check, GPU utilisation during training
+    tuning      the tuning trials and the chosen settings against the final run's config
+    settings    config values labelled by their fields' help text (pipeline/config.py)
+    original    the original study's reference figures (original_study.yaml)
+Words and markdown:
+    fmt         numbers in words (thousands separators, percentages, GiB, "not measured")
+    wording     phrases that depend on a result (significance, cap verdict, plural)
+    markdown    the one entrance for untrusted text (text, code), Markdown, show_if
+    tables      markdown pipe tables (every cell escaped unless it is Markdown)
+    blocks      jinja2 blocks repeated per run (templates/report/*.md.j2)
+    figures     matplotlib figures as PNG cell outputs
+    sections/   the tables and lists of each report section, one module per section
+    render/     `python -m analysis.render`: Quarto when present, else the fallback (nbclient + pandoc + typst)
 """

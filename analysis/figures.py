@@ -1,24 +1,23 @@
-"""Figures as PNG files (both render paths embed the same files). Each function returns a markdown
-image paragraph, or None when there is nothing to draw."""
+"""Figures as PNG images, shown as a cell's output: report.qmd gives each its caption and alt text
+(`#| fig-cap:` / `#| fig-alt:`), and both render paths place it like any Jupyter figure. Each function
+returns a PNG, or None when there is nothing to draw (then the cell shows nothing)."""
 from __future__ import annotations
 
+import io
 import math
-import os
-import re
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from analysis import fmt, resources, stats  # noqa: E402
-from analysis.tables import esc  # noqa: E402
-from pipeline.schema import LABELS, STAGES  # noqa: E402
+from pipeline.schema import LABELS  # noqa: E402
+from pipeline.stages import NAMES  # noqa: E402
 
-STAGE_COLOURS = dict(zip(STAGES, ("#8da0cb", "#a6d854", "#ffd92f", "#fc8d62", "#66c2a5"), strict=False))
+# One colour per stage of the stage graph, in its order (Set2 repeats after eight stages).
+STAGE_COLOURS = {name: matplotlib.colors.to_hex(plt.get_cmap("Set2")(i % 8)) for i, name in enumerate(NAMES)}
 MODEL_LABELS = {"baseline_head": "baseline: untrained head", "baseline_zeroshot": "baseline: zero-shot prompt",
                 "finetuned": "fine-tuned"}
 DPI = 130
@@ -32,31 +31,27 @@ def model_label(m: str) -> str:
     return MODEL_LABELS.get(m, m)
 
 
-def fig_dir() -> Path:
-    d = Path(os.environ.get("REPORT_FIG_DIR") or "report_files/analysis-figures")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+class PNG:
+    """A rendered figure; IPython shows it as image/png (Quarto and the fallback both take it from there)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def _repr_png_(self) -> bytes:
+        return self.data
 
 
-def _save(fig, name: str, caption: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
-    path = fig_dir() / f"{safe}.png"
-    fig.savefig(path, bbox_inches="tight", facecolor="white")
+def _png(fig) -> PNG:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", facecolor="white")
     plt.close(fig)
-    base = Path(os.environ.get("REPORT_DOC_DIR") or os.getcwd())
-    try:
-        link = os.path.relpath(path.resolve(), base.resolve())
-    except ValueError:
-        link = str(path.resolve())
-    link = Path(link).as_posix()
-    return f"\n![{esc(caption)}]({link}){{width=100%}}\n"
+    return PNG(buf.getvalue())
 
 
-def accuracy(run, joined: pd.DataFrame, original: dict) -> str | None:
+def accuracy(facts, original) -> PNG | None:
     """Test accuracy per model with Wilson 95 % intervals; the original study's two figures as markers."""
-    models = stats.models_in(joined)
-    accs = [a for a in (stats.accuracy(joined, m) for m in models) if a is not None]
-    if not accs:
+    accs = list(facts.accuracy.values())
+    if not accs or not facts.accuracy_meaningful:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(accs) + 1.2))
     y = np.arange(len(accs))[::-1]
@@ -68,12 +63,11 @@ def accuracy(run, joined: pd.DataFrame, original: dict) -> str | None:
     for yi, v in zip(y, vals, strict=False):
         ax.text(1, yi, f"{v:.1f} %", va="center", ha="left", fontsize=8, color="white" if v > 12 else "black")
     ax.set_yticks(y, [model_label(a.model) for a in accs])
-    o = original.get("accuracy", {})
     pos = {a.model: yi for a, yi in zip(accs, y, strict=False)}
-    for key, model in (("baseline_head", "baseline_head"), ("finetuned", "finetuned")):
-        if key in o and model in pos:
-            ax.plot(o[key] * 100, pos[model], marker="D", mfc="white", mec="#c44e52", ms=7, ls="none",
-                    label="original study" if key == "baseline_head" or "baseline_head" not in pos else None)
+    for model, value in (("baseline_head", original.accuracy_head), ("finetuned", original.accuracy_finetuned)):
+        if model in pos:
+            ax.plot(value * 100, pos[model], marker="D", mfc="white", mec="#c44e52", ms=7, ls="none",
+                    label=original.label if model == "baseline_head" or "baseline_head" not in pos else None)
     chance = 100 / len(LABELS)
     ax.axvline(chance, color="#999999", ls=":", lw=1)
     ax.text(chance, y.max() + 0.55, " chance", fontsize=7, color="#666666", va="bottom")
@@ -81,12 +75,14 @@ def accuracy(run, joined: pd.DataFrame, original: dict) -> str | None:
     ax.set_xlabel(f"test accuracy, % (n = {accs[0].n}; bars: Wilson 95 % interval)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize=8, frameon=False)
-    return _save(fig, f"{run.name}-accuracy", f"Test accuracy of {run.name} per model with 95 % intervals; "
-                 "red diamonds: the original study's figures")
+    return _png(fig)
 
 
-def training(run) -> str | None:
-    steps, epochs = run.table("steps"), run.table("epochs")
+def training(facts) -> PNG | None:
+    """Training loss per step and validation per epoch; None for a shape-only run (its losses mean nothing)."""
+    steps, epochs = facts.run.table("steps"), facts.epochs
+    if not facts.accuracy_meaningful:
+        return None
     has_steps = steps is not None and len(steps)
     has_epochs = epochs is not None and len(epochs)
     if not has_steps and not has_epochs:
@@ -126,12 +122,13 @@ def training(run) -> str | None:
     ax.set_xlabel("epoch")
     ax.set_title("Per-epoch validation")
     fig.tight_layout()
-    return _save(fig, f"{run.name}-training", f"Training loss per step and validation per epoch, {run.name}")
+    return _png(fig)
 
 
-def confusion(run, joined: pd.DataFrame, models: list[str]) -> str | None:
+def confusion(facts, models: list[str]) -> PNG | None:
+    joined = facts.test
     models = [m for m in models if (joined["model"] == m).any()]
-    if not models:
+    if not models or not facts.accuracy_meaningful:
         return None
     fig, axes = plt.subplots(1, len(models), figsize=(2.9 * len(models) + 0.4, 2.9), squeeze=False)
     short = [lab[:6] + "." if len(lab) > 7 else lab for lab in LABELS]
@@ -148,10 +145,11 @@ def confusion(run, joined: pd.DataFrame, models: list[str]) -> str | None:
         ax.set_ylabel("gold")
         ax.set_title(model_label(m), fontsize=9)
     fig.tight_layout()
-    return _save(fig, f"{run.name}-confusion", f"Confusion matrices on the test rows, {run.name} (rows: gold label)")
+    return _png(fig)
 
 
-def resource_timeline(run) -> str | None:
+def resource_timeline(facts) -> PNG | None:
+    run = facts.run
     tl = resources.timeline(run.table("resources"))
     if not len(tl):
         return None
@@ -192,16 +190,17 @@ def resource_timeline(run) -> str | None:
                bbox_to_anchor=(0.08, 1.0), title="stage (background colour)", title_fontsize=7)
     axes[-1].set_xlabel("seconds since the first sample of the run (background colour: stage)")
     fig.tight_layout()
-    return _save(fig, f"{run.name}-resources", f"Resources over time, {run.name}, coloured by stage")
+    return _png(fig)
 
 
-def runs_overview(rows: list[dict], original: dict) -> str | None:
+def runs_overview(report) -> PNG | None:
     """Fine-tuning time and peak GPU memory per run, the original study's beside them."""
-    if not rows:
+    if not report.runs:
         return None
-    names = [original["label"]] + [r["name"] for r in rows]
-    times = [original["finetune_seconds"]] + [r["finetune_seconds"] for r in rows]
-    mems = [original["resources"]["gpu_memory_bytes"] / fmt.GIB] + [r["peak_gpu_bytes"] / fmt.GIB for r in rows]
+    original, rows = report.original, report.runs
+    names = [original.label] + [f.name for f in rows]
+    times = [original.finetune_seconds] + [f.finetune_seconds for f in rows]
+    mems = [original.gpu_memory_bytes / fmt.GIB] + [f.peak_gpu_bytes / fmt.GIB for f in rows]
     fig, axes = plt.subplots(1, 2, figsize=(8, 0.45 * len(names) + 1.3))
     y = np.arange(len(names))[::-1]
     for ax, vals, title in ((axes[0], times, "fine-tuning time, s"), (axes[1], mems, "peak GPU memory, GiB")):
@@ -216,5 +215,4 @@ def runs_overview(rows: list[dict], original: dict) -> str | None:
         ax.set_title(title)
         ax.margins(x=0.25)
     fig.tight_layout()
-    return _save(fig, "runs-overview", "Fine-tuning time and peak GPU memory per run; red: the original study "
-                 "(its GPU figure is the T4's capacity, see the text)")
+    return _png(fig)

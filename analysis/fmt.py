@@ -25,6 +25,11 @@ def num(x, digits: int = 2, none: str = NOT_MEASURED) -> str:
     return none if missing(x) else f"{x:,.{digits}f}"
 
 
+def general(x, none: str = NOT_MEASURED) -> str:
+    """Shortest form, e.g. a learning rate: 0.001, 2e-05."""
+    return none if missing(x) else f"{x:g}"
+
+
 def pct(x, digits: int = 1, none: str = NOT_MEASURED) -> str:
     """A fraction 0..1 as a percentage."""
     return none if missing(x) else f"{100 * x:.{digits}f} %"

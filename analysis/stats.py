@@ -12,6 +12,7 @@ import pandas as pd
 from pipeline.schema import LABELS, PROB_COLUMNS
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+ALPHA = 0.05             # the significance level of every test in the report, said nowhere else
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -62,13 +63,23 @@ class Paired:
 
     @property
     def p_value(self) -> float:
-        return mcnemar_exact(self.a_only, self.b_only)
+        """Exact McNemar p; NaN when there are no pairs at all."""
+        return mcnemar_exact(self.a_only, self.b_only) if self.n else float("nan")
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA
+
+    @property
+    def improved(self) -> bool:
+        """More rows fixed by b than broken by it."""
+        return self.b_only > self.a_only
 
 
 def with_gold(predictions: pd.DataFrame, samples: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Predictions of one split joined with the gold label (inner join on split, idx)."""
     if predictions is None or samples is None:
-        return pd.DataFrame(columns=["split", "idx", "model", "pred", "label", *PROB_COLUMNS])
+        return pd.DataFrame(columns=["split", "idx", "model", "pred", *PROB_COLUMNS, "label", "premise", "hypothesis"])
     p = predictions[predictions["split"] == split]
     s = samples[samples["split"] == split][["idx", "label", "premise", "hypothesis"]]
     return p.merge(s, on="idx", how="inner")
@@ -134,8 +145,7 @@ def per_class(df: pd.DataFrame, model: str) -> pd.DataFrame:
             0.0 if predicted and support else float("nan"))
         rows.append({"label": name, "precision": prec, "recall": rec, "f1": f1, "support": int(support),
                      "predicted": int(predicted)})
-    out = pd.DataFrame(rows)
-    return out
+    return pd.DataFrame(rows)
 
 
 def macro_f1(df: pd.DataFrame, model: str) -> float:

@@ -305,11 +305,53 @@ def main() -> int:
         row, _ = run_pipeline(ctx, fp16, model, init16, micro_batches[0], args.epochs, LADDER[-1],
                               suffix=f", float16 under a {args.fp16_cap_gib:g} GiB cap")
         add(row)
+    record["targets"] = targets(record)
     record["wall_seconds"] = time.perf_counter() - started
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     print(table(record))
     return 0
+
+
+GIB = 2 ** 30
+DEFAULT = LADDER[-1][0]
+
+
+def targets(record: dict) -> list[dict]:
+    """Issue 7's targets against this record's default-setting rows: met, or missed by how much, with the
+    profiler's evidence of where the time goes."""
+    rows = {(r["micro_batch"], r["dtype"]): r for r in record["results"]
+            if r["loop"] == "pipeline" and r["setting"].startswith(DEFAULT) and r.get("dropout") == "config"}
+    out = []
+
+    def check(name, row, key, goal, better="higher", scale=1.0, unit=""):
+        if row is None or row.get(key) is None:
+            out.append({"target": name, "goal": goal, "measured": None, "met": None, "note": "not measured"})
+            return
+        v = row[key] / scale
+        met = v >= goal if better == "higher" else v <= goal
+        gap = (goal / v if better == "higher" else v / goal) if v else None
+        top = ", ".join(f"{k['name'][:40]} {k['share']:.0%}" for k in (row.get("top_kernels") or [])[:3] if k.get("share"))
+        out.append({"target": name, "goal": goal, "measured": round(v, 3), "unit": unit, "met": met,
+                    "missed_by": None if met else f"{(gap - 1):.0%} ({'need' if better == 'higher' else 'over'} "
+                                                  f"{goal}{unit}, have {v:,.2f}{unit})",
+                    "evidence": f"GPU busy {row.get('gpu_busy_fraction') or 0:.0%} of the step; top kernels: {top}"})
+
+    bf16 = [r for (mb, dt), r in rows.items() if dt == "bfloat16"]
+    by_mb = {r["micro_batch"]: r for r in bf16}
+    fp16 = next((r for (mb, dt), r in rows.items() if dt == "float16"), None)
+    check("tokens/s at micro-batch 8 (bfloat16)", by_mb.get(8), "tokens_per_s", 8000, unit=" tokens/s")
+    check("tokens/s at micro-batch 32 (bfloat16)", by_mb.get(32), "tokens_per_s", 25000, unit=" tokens/s")
+    check("peak allocated at micro-batch 8 (bfloat16)", by_mb.get(8), "peak_allocated_bytes", 3.5, "lower", GIB, " GiB")
+    check("peak reserved at micro-batch 8 (bfloat16)", by_mb.get(8), "peak_reserved_bytes", 3.5, "lower", GIB, " GiB")
+    check("peak allocated at micro-batch 8 (float16, capped)", fp16, "peak_allocated_bytes", 3.5, "lower", GIB, " GiB")
+    r8 = by_mb.get(8)
+    if r8 is not None:  # the study's workload: 5 epochs at micro-batch 8 = the warm-up epoch + 4 warm ones
+        r8 = {**r8, "five_epochs": r8["first_epoch_seconds"] + 4 * r8["seconds_per_epoch"]}
+    check("5 epochs x 988 rows at micro-batch 8: training seconds (first epoch + 4 x warm)", r8, "five_epochs", 40,
+          "lower", unit=" s")
+    check("evaluation of 199 rows: seconds", r8, "eval_seconds_200_rows", 0.5, "lower", unit=" s")
+    return out
 
 
 def table(record: dict) -> str:
@@ -322,6 +364,10 @@ def table(record: dict) -> str:
                      f"{r['seconds_per_epoch']:.2f} | {g(r.get('peak_allocated_bytes'))} | {g(r.get('peak_reserved_bytes'))} | "
                      f"{f(r.get('gpu_busy_fraction'), '.0%')} | {f(r.get('mfu'), '.1%')} | "
                      f"{f(r.get('eval_seconds_200_rows'), '.2f')} |")
+    for t in record.get("targets", []):
+        verdict = "met" if t["met"] else ("not measured" if t["met"] is None else f"missed by {t['missed_by']}")
+        lines.append(f"\nTarget: {t['target']} {'>=' if 'tokens/s' in t['target'] else '<='} {t['goal']}: "
+                     f"{t['measured']} -> {verdict}")
     for a in record.get("loss_agreement", []):
         lines.append(f"\nLoss agreement, micro-batch {a['micro_batch']}, first {a['steps']} steps: max relative "
                      f"difference {a['max_relative_difference']:.2e} (mean {a['mean_relative_difference']:.2e}).")

@@ -134,7 +134,12 @@ class LoraConfig(Section):
 @dataclass
 class TrainConfig(Section):
     epochs: int = integer(5, "Training epochs; a checkpoint is saved after each.", min=1)
-    batch_size: int = integer(8, "Rows per optimizer step (per device).", min=1)
+    batch_size: int = integer(8, "Rows per optimizer step over all processes: the effective batch, kept the same "
+                              "whatever the number of GPUs (= micro_batch_size x processes x accumulation steps).",
+                              min=1)
+    micro_batch_size: int | None = integer(None, "Rows per forward pass in each process; null = batch_size / "
+                                           "processes. Smaller values accumulate gradients (less memory).",
+                                           min=1, optional=True)
     learning_rate: float = number(2e-4, "Peak learning rate of AdamW.", gt=0.0, max=1.0)
     weight_decay: float = number(0.0, "AdamW weight decay.", min=0.0, max=1.0)
     warmup_ratio: float = number(0.03, "Fraction of steps with linear warm-up.", min=0.0, max=0.5)
@@ -152,6 +157,13 @@ class TrainConfig(Section):
                              "(GPU only; falls back to eager, and says so, if capture fails).")
     prepare_kbit: bool = flag(False, "Run peft's prepare_model_for_kbit_training (upcasts non-quantized weights "
                               "to float32: more memory, slower; the original study's recipe).")
+
+    def check(self):
+        # batch_size = micro_batch_size x processes x accumulation steps; the process count is known only at
+        # run time (pipeline/distributed.py checks the rest), but the micro-batch must divide the batch anyway.
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ConfigError(f"micro_batch_size: {self.micro_batch_size} does not divide batch_size "
+                              f"{self.batch_size} (fix: a divisor of batch_size, or null)")
 
 
 @dataclass

@@ -30,6 +30,9 @@ def pick_device(cfg: ExperimentConfig) -> torch.device:
     if want == "cuda" and not torch.cuda.is_available():
         from pipeline.config import ConfigError
         raise ConfigError("runtime.device: cuda was asked for but no GPU is visible (fix: runtime.device: auto)")
+    from pipeline import distributed
+    if distributed.launched_world_size() > 1:  # under a launcher each rank has its own device (cuda:<local rank>)
+        return distributed.device()
     return torch.device("cuda" if want in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
 
 

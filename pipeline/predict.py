@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pipeline import batching, classify
+from pipeline import batching, classify, distributed
 from pipeline.progress import bar
 from pipeline.schema import LABELS, PROB_COLUMNS
 
@@ -28,26 +28,45 @@ def _batches(order: np.ndarray, size: int):
         yield order[start : start + size]
 
 
+def _shard(order: np.ndarray) -> np.ndarray:
+    """This process's rows: every world-th of the length-sorted order, so each rank gets a similar mix."""
+    dist = distributed.current()
+    return order[dist.rank::dist.world]
+
+
+def _gather(n: int, width: int, mine: np.ndarray, values: np.ndarray, extra: float) -> tuple[np.ndarray, float]:
+    """Every rank's rows back into one [n, width] array (each row predicted exactly once), on every rank."""
+    out, total = np.zeros((n, width)), 0.0
+    for idx, vals, ex in distributed.gather_objects((mine, values, extra)):
+        out[idx] = vals
+        total += ex
+    return out, total
+
+
 @torch.no_grad()
 def predict_head(model, tokenizer, prompts: list[str], labels: np.ndarray | None, *, batch_size: int,
                  max_length: int, multiple: int, device, desc: str) -> tuple[np.ndarray, float | None]:
     """-> (probabilities [n, 3], mean cross-entropy loss if labels are given).
 
-    Rows are sorted by length so a batch holds rows of about one length (almost no padding)."""
+    Rows are sorted by length so a batch holds rows of about one length (almost no padding); under
+    several processes each predicts its share and the shares are gathered."""
     model.eval()
     dtype = compute_dtype(model)
     seqs = encode(tokenizer, prompts, max_length)
-    order = np.argsort([len(s) for s in seqs], kind="stable")
-    probs = np.zeros((len(seqs), len(LABELS)))
+    mine = _shard(np.argsort([len(s) for s in seqs], kind="stable"))
+    probs = np.zeros((len(mine), len(LABELS)))
     loss_sum = 0.0
-    for chunk in bar(list(_batches(order, batch_size)), desc=desc, unit="batch"):
+    for part in bar(list(_batches(np.arange(len(mine)), batch_size)), desc=desc, unit="batch",
+                    disable=not distributed.current().main):
+        chunk = mine[part]
         batch = batching.padded([seqs[i] for i in chunk], tokenizer.pad_token_id, multiple).to(device)
         with classify.autocast(device, dtype):
             logits = classify.logits(model, batch)
-        probs[chunk] = F.softmax(logits, dim=-1).cpu().numpy()
+        probs[part] = F.softmax(logits, dim=-1).cpu().numpy()
         if labels is not None:
             y = torch.as_tensor(labels[chunk], device=logits.device)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+    probs, loss_sum = _gather(len(seqs), len(LABELS), mine, probs, loss_sum)
     return probs, (loss_sum / len(seqs) if labels is not None else None)
 
 
@@ -65,9 +84,9 @@ def predict_zeroshot(model, tokenizer, prompts: list[str], label_words: list[str
     prompt_ids = encode(tokenizer, prompts, max_length)
     items = [(r, k) for r in range(len(prompts)) for k in range(len(label_words))]
     seqs = [prompt_ids[r] + word_ids[k] for r, k in items]
-    order = np.argsort([len(s) for s in seqs], kind="stable")
+    mine = _shard(np.argsort([len(s) for s in seqs], kind="stable"))
     scores = np.zeros(len(items))
-    for chunk in bar(list(_batches(order, batch_size)), desc=desc, unit="batch"):
+    for chunk in bar(list(_batches(mine, batch_size)), desc=desc, unit="batch", disable=not distributed.current().main):
         batch = batching.padded([seqs[i] for i in chunk], tokenizer.pad_token_id, multiple).to(device)
         rows, positions, targets, owner = [], [], [], []
         for row, i in enumerate(chunk):
@@ -83,6 +102,7 @@ def predict_zeroshot(model, tokenizer, prompts: list[str], label_words: list[str
                                            torch.tensor(positions, device=device),
                                            torch.tensor(targets, device=device))
         np.add.at(scores, np.array(owner), logp.cpu().numpy())
+    scores = _gather(len(items), 1, mine, scores[mine, None], 0.0)[0][:, 0]
     return softmax_rows(scores.reshape(len(prompts), len(label_words)))
 
 

@@ -5,10 +5,6 @@ Missing measurements are nulls (e.g. GPU columns on a CPU run), never zeros.
 """
 import pyarrow as pa
 
-from pipeline.manifest import SCHEMA_VERSION  # noqa: F401  (one version for the results layout)
-from pipeline.stages import NAMES as STAGES  # noqa: F401  (re-export until analysis/ imports pipeline.stages)
-from pipeline.stages import OWNER_KEY  # noqa: F401  (the same)
-
 LABELS = ("entailment", "neutral", "contradiction")  # SNLI / HF ClassLabel order: 0, 1, 2
 PROB_COLUMNS = tuple(f"p_{name}" for name in LABELS)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline import classify
+from pipeline import classify, distributed
 from pipeline.batching import Batch
 
 WARMUP_RUNS = 2  # before a capture: lazy initialisation (cuBLAS handles, bitsandbytes, allocator) happens here
@@ -41,92 +41,124 @@ class EagerStep:
             logits = classify.logits(self.model, batch)
         return F.cross_entropy(logits, labels)
 
-    def __call__(self, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
-        """Forward + backward; gradients accumulate into p.grad (the caller zeroes them). -> the loss."""
+    def __call__(self, batch: Batch, labels: torch.Tensor, weight: float = 1.0, first: bool = True) -> torch.Tensor:
+        """Forward + backward of `weight` x the micro-batch's mean loss; gradients accumulate into p.grad
+        (`zero_grad` clears them before an optimizer step's first micro-batch). -> the unweighted loss."""
         loss = self.loss(batch, labels)
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        weighted = loss * weight
+        (self.scaler.scale(weighted) if self.scaler is not None else weighted).backward()
         return loss.detach()
 
     def zero_grad(self, optimizer) -> None:
         optimizer.zero_grad(set_to_none=True)
 
+    def no_micro_batch(self) -> None:
+        """This rank got no rows for this step (the end of an epoch): it adds zeros to the gradient sum."""
+        for p in self.params:
+            p.grad = torch.zeros_like(p)
+
+    def all_reduce_grads(self) -> None:
+        distributed.all_reduce_grads_([p.grad for p in self.params])
+
 
 class _Captured:
-    def __init__(self, graph, inputs: dict, labels: torch.Tensor, loss: torch.Tensor, template: Batch):
-        self.graph, self.inputs, self.labels, self.loss, self.template = graph, inputs, labels, loss, template
+    def __init__(self, graph, inputs: dict, labels: torch.Tensor, weight: torch.Tensor, loss: torch.Tensor):
+        self.graph, self.inputs, self.labels, self.weight, self.loss = graph, inputs, labels, weight, loss
 
 
 class GraphedStep(EagerStep):
     graphed = True
 
-    def __init__(self, model, params, *, device, dtype, scaler=None):
+    def __init__(self, model, params, *, device, dtype, scaler=None, accumulate: bool = False):
         super().__init__(model, params, device=device, dtype=dtype, scaler=scaler)
         self.graphs: dict[tuple, _Captured] = {}
         self.pool = torch.cuda.graph_pool_handle()
-        self.grads = [torch.zeros_like(p) for p in params]
-        for p, g in zip(params, self.grads, strict=True):
+        # The graphs write every micro-batch's gradients into `out` (views of one flat buffer, so summing
+        # over ranks is one collective). Without accumulation the parameters' .grad are those views; with
+        # it, .grad are a second flat buffer that each replay is added into.
+        self.out_flat, self.out = _flat_like(params)
+        self.acc_flat, acc = _flat_like(params) if accumulate else (self.out_flat, self.out)
+        for p, g in zip(params, acc, strict=True):
             p.grad = g
+        self.accumulate = accumulate
         self.fallback: str | None = None  # why graphs were given up, if they were
         if scaler is not None:
             scaler.scale(torch.ones((), device=device))  # creates the scale tensor outside any capture
 
-    def _forward_backward(self, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+    def _forward_backward(self, batch: Batch, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         loss = self.loss(batch, labels, cache=False)
-        scaled = self.scaler.scale(loss) if self.scaler is not None else loss
+        weighted = loss * weight
+        scaled = self.scaler.scale(weighted) if self.scaler is not None else weighted
         grads = torch.autograd.grad(scaled, self.params, allow_unused=True)
-        pairs = [(buf, g) for buf, g in zip(self.grads, grads, strict=True) if g is not None]
+        pairs = [(buf, g) for buf, g in zip(self.out, grads, strict=True) if g is not None]
         torch._foreach_copy_([b for b, _ in pairs], [g for _, g in pairs])
         return loss.detach()
 
-    def _capture(self, key: tuple, batch: Batch, labels: torch.Tensor) -> _Captured:
+    def _capture(self, batch: Batch, labels: torch.Tensor, weight: float) -> _Captured:
         inputs = {k: v.clone() for k, v in batch.tensors().items()}
         static = Batch(inputs["input_ids"], inputs["position_ids"], inputs.get("segments"), inputs["last"],
                        batch.real_tokens, batch.packed)
         static_labels = labels.clone()
+        static_weight = torch.tensor(weight, dtype=torch.float32, device=self.device)
         cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(WARMUP_RUNS):
-                self._forward_backward(static, static_labels)
+                self._forward_backward(static, static_labels, static_weight)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: the resource sampler's thread may query the device while we capture.
         with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-            loss = self._forward_backward(static, static_labels)
+            loss = self._forward_backward(static, static_labels, static_weight)
         torch.set_rng_state(cpu_rng)
         torch.cuda.set_rng_state(cuda_rng, self.device)
-        return _Captured(graph, inputs, static_labels, loss, static)
+        return _Captured(graph, inputs, static_labels, static_weight, loss)
 
-    def __call__(self, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: Batch, labels: torch.Tensor, weight: float = 1.0, first: bool = True) -> torch.Tensor:
+        loss = self._run(batch, labels, weight)
+        if self.accumulate:
+            (torch._foreach_copy_ if first else torch._foreach_add_)([p.grad for p in self.params], self.out)
+        return loss
+
+    def _run(self, batch: Batch, labels: torch.Tensor, weight: float) -> torch.Tensor:
         if self.fallback is not None:
-            return self._eager(batch, labels)
+            return self._forward_backward(batch, labels, torch.tensor(weight, device=self.device))
         key = (batch.shape, batch.packed, batch.last.shape[0])
         captured = self.graphs.get(key)
         if captured is None:
             try:
-                captured = self.graphs[key] = self._capture(key, batch, labels)
+                captured = self.graphs[key] = self._capture(batch, labels, weight)
             except RuntimeError as e:  # a library op that cannot be captured: run eagerly from now on
                 self.fallback = f"CUDA graph capture failed ({str(e).splitlines()[0][:200]}); running eagerly"
                 print(f"warning: {self.fallback}", flush=True)
                 self.graphs.clear()
                 torch.cuda.synchronize(self.device)
-                return self._eager(batch, labels)
+                return self._forward_backward(batch, labels, torch.tensor(weight, device=self.device))
         for name, t in batch.tensors().items():
             captured.inputs[name].copy_(t, non_blocking=True)
         captured.labels.copy_(labels, non_blocking=True)
+        captured.weight.fill_(weight)
         captured.graph.replay()
         return captured.loss
 
-    def _eager(self, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
-        loss = self._forward_backward(batch, labels)
-        return loss
-
     def zero_grad(self, optimizer) -> None:
-        pass  # every replay overwrites the gradient buffers
+        pass  # every optimizer step's first replay overwrites the gradient buffers
+
+    def no_micro_batch(self) -> None:
+        self.acc_flat.zero_()
+
+    def all_reduce_grads(self) -> None:
+        distributed.all_reduce_(self.acc_flat)  # the .grad views share it: one collective, no copies
 
 
-def make_step(model, params, *, device, dtype, scaler, graphs: bool):
+def _flat_like(params) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One float32 buffer with a view shaped like each parameter."""
+    flat = torch.zeros(sum(p.numel() for p in params), dtype=torch.float32, device=params[0].device)
+    return flat, [v.view_as(p) for v, p in zip(flat.split([p.numel() for p in params]), params, strict=True)]
+
+
+def make_step(model, params, *, device, dtype, scaler, graphs: bool, accumulate: bool = False):
     if graphs and device.type == "cuda":
-        return GraphedStep(model, params, device=device, dtype=dtype, scaler=scaler)
+        return GraphedStep(model, params, device=device, dtype=dtype, scaler=scaler, accumulate=accumulate)
     return EagerStep(model, params, device=device, dtype=dtype, scaler=scaler)

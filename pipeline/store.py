@@ -102,7 +102,10 @@ class RunStore:
         """The run's manifest; empty when nothing has run. ManifestError (one line) when it is damaged."""
         return Manifest.read(self.manifest_path)
 
-    def write_manifest(self, manifest: Manifest) -> None:
+    def write_manifest(self, manifest: Manifest | dict) -> None:
+        """Write the whole manifest. Plain data goes through Manifest first: one schema for every writer."""
+        if not isinstance(manifest, Manifest):
+            manifest = Manifest.from_dict(manifest, str(self.manifest_path))
         atomic_write_json(self.manifest_path, manifest.to_dict())
 
     def update_manifest(self, **fields) -> Manifest:

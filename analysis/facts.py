@@ -1,0 +1,243 @@
+"""Every number the report shows, computed once per run (RunFacts) and for the whole selection
+(ReportFacts). Numbers only: fmt turns them into words, report.qmd places them.
+
+A fact that cannot exist (no predictions, a shape-only run, no runs at all) reads as missing (NaN, None,
+an empty table) instead of raising, so report.qmd's inline expressions evaluate in every case, also
+inside blocks that conditional content then hides."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+
+from analysis import cases, progress, resources, stats, training
+from analysis.original import Original, original_study
+from analysis.runs import Run, Selection, select
+from analysis.tuning import Tuning, tuning_of
+
+BASELINES = ("baseline_head", "baseline_zeroshot")
+
+
+@dataclass(frozen=True)
+class ParamTotals:
+    stored: float = math.nan      # sum(p.numel()) on the 4-bit model
+    logical: float = math.nan     # every weight once at its logical size (peft's count)
+    trainable: float = math.nan
+    bytes: float = math.nan
+
+    @property
+    def measured(self) -> bool:
+        return not math.isnan(self.stored)
+
+    @property
+    def trainable_share(self) -> float:
+        return self.trainable / self.logical if self.logical else math.nan
+
+
+@dataclass
+class RunFacts:
+    run: Run
+
+    def __getattr__(self, name):  # name, hardware, shape_only, cap_bytes, ... of the run itself
+        if name == "run":
+            raise AttributeError(name)
+        return getattr(self.run, name)
+
+    # --- accuracy ---
+    @cached_property
+    def test(self) -> pd.DataFrame:
+        return stats.with_gold(self.run.table("predictions"), self.run.table("samples"), "test")
+
+    @cached_property
+    def validation(self) -> pd.DataFrame:
+        return stats.with_gold(self.run.table("predictions"), self.run.table("samples"), "validation")
+
+    @cached_property
+    def accuracy(self) -> dict[str, stats.Accuracy]:
+        found = (stats.accuracy(self.test, m) for m in stats.models_in(self.test))
+        return {a.model: a for a in found if a is not None}
+
+    def acc(self, model: str) -> stats.Accuracy:
+        """The accuracy of one model; n = 0 (every figure NaN) when it has no test predictions."""
+        return self.accuracy.get(model) or stats.Accuracy(model, 0, 0)
+
+    @property
+    def accuracy_meaningful(self) -> bool:
+        return not self.run.shape_only
+
+    @property
+    def has_pair(self) -> bool:
+        """Untrained-head baseline and fine-tuned predictions on the test rows, with real weights."""
+        return self.accuracy_meaningful and {"baseline_head", "finetuned"} <= set(self.accuracy)
+
+    @cached_property
+    def paired(self) -> dict[str, stats.Paired]:
+        found = {b: stats.paired(self.test, b, "finetuned") for b in BASELINES}
+        return {b: p for b, p in found.items() if p is not None}
+
+    def pair(self, baseline: str = "baseline_head") -> stats.Paired:
+        return self.paired.get(baseline) or stats.Paired(baseline, "finetuned", 0, 0, 0, 0, 0)
+
+    @cached_property
+    def cases(self) -> pd.DataFrame:
+        return cases.case_table(self.test, "baseline_head", "finetuned")
+
+    def case_counts(self, baseline: str = "baseline_head") -> dict[str, int] | None:
+        """Corrected / regressed / unresolved / kept against a baseline; None without both predictions."""
+        c = self.cases if baseline == "baseline_head" else cases.case_table(self.test, baseline, "finetuned")
+        return cases.counts(c) if len(c) else None
+
+    def counts(self, baseline: str = "baseline_head") -> dict[str, int]:
+        """case_counts, with zeros where there are no cases."""
+        return self.case_counts(baseline) or dict.fromkeys(cases.CATEGORIES, 0)
+
+    # --- data ---
+    def rows(self, split: str) -> int | None:
+        s = self.run.table("samples")
+        if s is not None and len(s):
+            return int((s["split"] == split).sum())
+        return ((self.run.manifest.data.get("splits") or {}).get(split) or {}).get("rows")
+
+    @property
+    def scored_rows(self) -> int:
+        """Test rows the models were scored on (0 without predictions)."""
+        return next(iter(self.accuracy.values())).n if self.accuracy else 0
+
+    @property
+    def validation_rows(self) -> int | None:
+        v = self.validation
+        return int((v["model"] == v["model"].iloc[0]).sum()) if len(v) else None
+
+    # --- time ---
+    @cached_property
+    def epochs(self) -> pd.DataFrame | None:
+        e = self.run.table("epochs")
+        return e.sort_values("epoch").reset_index(drop=True) if e is not None and len(e) else None
+
+    @property
+    def epochs_done(self) -> int:
+        return 0 if self.epochs is None else len(self.epochs)
+
+    @property
+    def epochs_total(self) -> int | None:
+        tr = self.run.stage("train")
+        return (tr.get("epochs_total") if tr else None) or self.run.cfg("train.epochs")
+
+    @property
+    def unfinished(self) -> bool:
+        return bool(self.epochs_total) and self.epochs_done < self.epochs_total
+
+    @property
+    def finetune_seconds(self) -> float:
+        return training.finetune_seconds(self.epochs)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return training.tokens_per_s(self.epochs)
+
+    @cached_property
+    def trend(self) -> training.ValidationTrend:
+        return training.validation_trend(self.epochs)
+
+    @cached_property
+    def tuning(self) -> Tuning:
+        return tuning_of(self.run)
+
+    # --- parameters ---
+    @cached_property
+    def params(self) -> ParamTotals:
+        t = self.run.table("params")
+        if t is not None and len(t):
+            return ParamTotals(*(int(t[c].sum()) for c in ("stored_elements", "logical_params", "trainable", "bytes")))
+        s = self.run.manifest.params_summary or {}
+        if s.get("stored_elements") is not None:
+            return ParamTotals(s["stored_elements"], s.get("logical_params", math.nan), s.get("trainable", math.nan))
+        return ParamTotals()
+
+    # --- resources ---
+    @cached_property
+    def peaks(self) -> dict:
+        return resources.overall(self.run.table("resources"), self.run.table("epochs"), self.run.manifest.stages)
+
+    @cached_property
+    def stage_peaks(self) -> pd.DataFrame:
+        return resources.per_stage(self.run.table("resources"), self.run.manifest.stages)
+
+    @property
+    def peak_gpu_bytes(self) -> float:
+        """Peak device memory as nvidia-smi shows it (NVML), else torch reserved / allocated."""
+        vals = [self.peaks[k] for k in ("peak_gpu_mem_used_bytes", "peak_reserved_bytes", "peak_allocated_bytes")]
+        return next((v for v in vals if not math.isnan(v)), math.nan)
+
+    @property
+    def cap(self) -> resources.CapCheck:
+        if not self.run.cap_bytes:
+            return resources.CapCheck()
+        return resources.CapCheck(self.run.cap_bytes, self.peaks["peak_allocated_bytes"], self.peaks["peak_reserved_bytes"])
+
+    @property
+    def utilisation(self) -> resources.TrainUtilisation:
+        return resources.train_utilisation(self.stage_peaks, self.epochs)
+
+    # --- progress (analysis.progress, one wording per state) ---
+    @property
+    def gaps(self) -> list[str]:
+        return progress.gaps(self.run)
+
+    @property
+    def skipped(self) -> list[str]:
+        return progress.skipped(self.run)
+
+    @property
+    def skipped_for_shape(self) -> bool:
+        return progress.skipped_for_shape(self.run)
+
+    @property
+    def why_missing(self) -> str:
+        return progress.why_missing(self.run)
+
+
+@dataclass
+class ReportFacts:
+    selection: Selection
+    original: Original
+    runs: list[RunFacts] = field(default_factory=list)
+
+    @property
+    def headline(self) -> RunFacts:
+        """The first run; with no runs an empty one whose every fact is missing."""
+        return self.runs[0] if self.runs else RunFacts(Run.empty())
+
+    def names(self, which) -> list[str]:
+        return [f.name for f in self.runs if which(f)]
+
+    @property
+    def shape_only_runs(self) -> list[str]:
+        return self.names(lambda f: f.shape_only)
+
+    @property
+    def shape_skipped_runs(self) -> list[str]:
+        """Shape-only runs that left baseline and evaluate out on purpose."""
+        return self.names(lambda f: f.skipped_for_shape)
+
+    @property
+    def pretrained_runs(self) -> list[str]:
+        return self.names(lambda f: not f.shape_only)
+
+    @property
+    def capped(self) -> list[RunFacts]:
+        return [f for f in self.runs if f.cap.applies]
+
+    @property
+    def param_match(self) -> list[str]:
+        """Runs whose stored and trainable counts equal the original study's exactly."""
+        return self.names(lambda f: self.original.same_params(f.params.stored, f.params.trainable))
+
+
+def report_facts(results_dir=None, runs=None) -> ReportFacts:
+    """Every fact of the selected runs (REPORT_RESULTS / REPORT_RUNS / results/report.yaml, see runs.select)."""
+    sel = select(results_dir or os.environ.get("REPORT_RESULTS"), runs)
+    return ReportFacts(selection=sel, original=original_study(), runs=[RunFacts(r) for r in sel.runs])

@@ -1,0 +1,5 @@
+import sys
+
+from analysis.render import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""An executed notebook as one pandoc markdown document, following Quarto's Jupyter rules:
+
+- an inline expression becomes its value: text/markdown as is, text/plain as Quarto writes it (a quoted
+  string unquoted and escaped, anything else as is); an empty value leaves the expression's code in place,
+  as Quarto does. An inline value that only has an HTML form is refused: Quarto would show it differently
+  in HTML and in the PDF.
+- a cell with `output: asis` contributes its printed text as markdown; otherwise text is a code block.
+- an image output becomes a figure: its caption from `fig-cap`, its alt text from `fig-alt`.
+Options come from the cell, then from _quarto.yml's `execute:` block."""
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import yaml
+
+from analysis.render.qmd import INLINE, OPTION
+
+# Quarto's asEscapedMarkdown (jupyter-inline.ts): `+-.` in its JavaScript class is a range, so `,` is escaped too.
+_QUARTO_ESCAPE = re.compile(r"([\\`*_{}\[\]()>#+,\-.!])")
+
+
+class AssembleError(Exception):
+    """An output Quarto would render differently, or not at all; str(err) names the expression or cell."""
+
+
+def plain_text_value(s: str) -> str:
+    """A text/plain inline value as Quarto writes it into the markdown."""
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        return _QUARTO_ESCAPE.sub(r"\\\1", s[1:-1].replace("\\", "\\\\"))
+    return s
+
+
+def inline_value(expr: str, data: dict, name: str) -> str:
+    if "text/markdown" in data:
+        return str(data["text/markdown"])
+    if "text/html" in data or not {"text/plain"} >= set(data):
+        raise AssembleError(f"{name}: inline expression `{expr}` gives {', '.join(sorted(data))}: return text "
+                            "(analysis.markdown.Markdown) or a number, which render the same in HTML and PDF")
+    return plain_text_value(str(data["text/plain"]))
+
+
+def resolve_inline(source: str, results: list[dict], name: str) -> str:
+    """Quarto's resolveUserExpressions: each `{python} expr` replaced by its value."""
+    values = {r["expression"].strip(): inline_value(r["expression"].strip(), r["result"].get("data", {}), name)
+              for r in results}
+
+    def replace(m: re.Match) -> str:
+        value = values.get(m.group(2).strip())
+        return m.group(1) + value if value else m.group(0)
+    return INLINE.sub(replace, source)
+
+
+def _attribute(text: str) -> str:
+    return '"' + " ".join(str(text).split()).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _outputs(cell, opts: dict, fig_dir: Path, doc_dir: Path) -> list[str]:
+    parts, asis, label = [], opts.get("output") == "asis", opts.get("label", "cell")
+    for n, out in enumerate(cell.get("outputs", []), 1):
+        kind = out.get("output_type")
+        if kind == "stream":
+            if out.get("name") == "stderr":
+                continue  # _quarto.yml: warning: false
+            parts.append(out["text"] if asis else f"```\n{out['text'].rstrip()}\n```")
+        elif kind in ("display_data", "execute_result"):
+            data = out.get("data", {})
+            if "image/png" in data:
+                path = fig_dir / f"{label}-{n}.png"
+                path.write_bytes(base64.b64decode(data["image/png"]))
+                alt = f"{{fig-alt={_attribute(opts['fig-alt'])}}}" if opts.get("fig-alt") else ""
+                parts.append(f"![{opts.get('fig-cap', '')}]({path.relative_to(doc_dir).as_posix()}){alt}")
+            elif "text/markdown" in data:
+                parts.append(data["text/markdown"])
+            elif "text/plain" in data:
+                parts.append(data["text/plain"] if asis else f"```\n{data['text/plain']}\n```")
+    return parts
+
+
+def assemble(meta: dict, nb, defaults: dict, fig_dir: Path, doc_dir: Path, name: str = "report.qmd") -> str:
+    """The document as pandoc markdown; figures are written into fig_dir (inside doc_dir)."""
+    parts = ["---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"] if meta else []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            parts.append(resolve_inline(cell.source, cell.metadata.get("user_expressions", []), name))
+            continue
+        opts = {**defaults, **cell.metadata.get("quarto_options", {})}
+        if opts.get("include") is False:
+            continue
+        if opts.get("echo", True):
+            code = "\n".join(ln for ln in cell.source.splitlines() if not OPTION.match(ln))
+            parts.append(f"```python\n{code.strip()}\n```")
+        if opts.get("output") is not False:
+            parts += _outputs(cell, opts, fig_dir, doc_dir)
+    return "\n\n".join(p.strip("\n") for p in parts) + "\n"

@@ -1,0 +1,187 @@
+"""Find, select and read runs: results/<run>/manifest.json (through pipeline.manifest.Manifest, the same
+reader `pipeline status` uses) plus the parquet tables of pipeline.schema.
+
+Read-only. A run in progress is normal: missing tables are None and missing stages are reported, not
+errors. A malformed manifest, report.yaml or table is a ReportError whose message names the file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+from pipeline.manifest import Manifest, ManifestError, StageRecord
+from pipeline.schema import TABLES
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RESULTS = PROJECT_ROOT / "results"
+SELECTION_FILE = "report.yaml"
+
+
+class ReportError(Exception):
+    """A problem with the inputs; str(err) is the one line shown to the user."""
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path | None
+    manifest: Manifest
+    tables: dict = field(default_factory=dict)  # name -> DataFrame, or None when the file is absent
+
+    @classmethod
+    def empty(cls) -> Run:
+        """No run at all: every fact of it reads as missing (the report of an empty results/ folder)."""
+        return cls(name="", path=None, manifest=Manifest())
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        return self.tables.get(name)
+
+    def has(self, name: str) -> bool:
+        df = self.tables.get(name)
+        return df is not None and len(df) > 0
+
+    def cfg(self, dotted: str, default=None):
+        """A value of the resolved config by its dotted name, e.g. cfg("train.epochs")."""
+        d = self.manifest.config
+        for part in dotted.split("."):
+            if not isinstance(d, dict) or part not in d:
+                return default
+            d = d[part]
+        return d
+
+    def stage(self, name: str) -> StageRecord | None:
+        return self.manifest.stage(name)
+
+    @property
+    def shape_only(self) -> bool:
+        """Random weights: time, memory and parameter counts are real, accuracy means nothing."""
+        return self.manifest.weights == "random"
+
+    @property
+    def environment(self) -> dict:
+        return self.manifest.environment or {}
+
+    @property
+    def gpu(self) -> dict | None:
+        return self.environment.get("gpu") or None
+
+    @property
+    def hardware(self) -> str:
+        gpu = self.gpu
+        if gpu:
+            n = gpu.get("count") or 1
+            return f"{n} × {gpu.get('name', 'GPU')}" if n > 1 else str(gpu.get("name", "GPU"))
+        cores = (self.environment.get("cpu") or {}).get("logical_cores")
+        return f"CPU only ({cores} logical cores)" if cores else "CPU only"
+
+    @property
+    def cap_bytes(self) -> float | None:
+        return self.manifest.gpu_memory_cap_bytes
+
+    @property
+    def description(self) -> str:
+        return (self.manifest.description or self.cfg("description") or "").strip().rstrip(".")
+
+    @property
+    def model_name(self) -> str:
+        return str(self.cfg("model.name", "unknown model"))
+
+
+@dataclass
+class Selection:
+    runs: list[Run]
+    listed_missing: list[str]   # listed in report.yaml / REPORT_RUNS but without a manifest
+    source: str                 # where the list came from
+    results_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def discover(results_dir: Path) -> list[str]:
+    """Run folders (those holding manifest.json), sorted by name."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return []
+    return sorted(p.name for p in results_dir.iterdir() if (p / "manifest.json").is_file())
+
+
+def read_selection_file(results_dir: Path) -> list[str] | None:
+    path = Path(results_dir) / SELECTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ReportError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+        raise ReportError(f"{path}: expected `runs: [run-a, run-b, ...]` (a list of folder names)")
+    return runs
+
+
+def parse_run_list(text: str | None) -> list[str] | None:
+    if text is None or not text.strip():
+        return None
+    return [r.strip() for r in text.split(",") if r.strip()]
+
+
+def read_table(path: Path, name: str) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    schema = TABLES[name]
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise ReportError(f"{path}: unreadable parquet file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    missing = [c for c in schema.names if c not in table.column_names]
+    if missing:
+        raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see pipeline/schema.py)")
+    try:
+        table = table.select(schema.names).cast(schema)
+    except Exception as e:
+        raise ReportError(f"{path}: table `{name}` has columns of the wrong type ({str(e).splitlines()[0][:200]})") from None
+    return table.to_pandas()
+
+
+def load_run(folder: Path) -> Run:
+    folder = Path(folder)
+    try:
+        manifest = Manifest.read(folder / "manifest.json")
+    except ManifestError as e:
+        raise ReportError(str(e)) from None
+    tables = {name: read_table(folder / f"{name}.parquet", name) for name in TABLES}
+    return Run(name=folder.name, path=folder, manifest=manifest, tables=tables)
+
+
+def select(results_dir: Path | str | None = None, runs: list[str] | str | None = None) -> Selection:
+    """Which runs to show, in order; the first is the headline run.
+
+    Order of precedence: `runs` (CLI) / REPORT_RUNS (env), then results/report.yaml, then every run found.
+    Listed runs that are absent are noted; when none of the listed runs exists, every run found is shown.
+    """
+    results_dir = Path(results_dir or os.environ.get("REPORT_RESULTS") or DEFAULT_RESULTS)
+    if isinstance(runs, str):
+        runs = parse_run_list(runs)
+    found = discover(results_dir)
+    env = parse_run_list(os.environ.get("REPORT_RUNS"))
+    file_list = None if runs or env else read_selection_file(results_dir)
+    if runs:
+        listed, source = runs, "the run list given on the command line (REPORT_RUNS)"
+    elif env:
+        listed, source = env, "REPORT_RUNS"
+    elif file_list is not None:
+        listed, source = file_list, f"{results_dir.name}/{SELECTION_FILE}"
+    else:
+        listed, source = found, f"every run folder in {results_dir.name}/"
+    present = [r for r in listed if r in found]
+    listed_missing = [r for r in listed if r not in found]
+    notes = [f"run {r} listed but not found (no {results_dir.name}/{r}/manifest.json)" for r in listed_missing]
+    if not present and found:
+        notes.append(f"none of the listed runs exists, so every run found in {results_dir.name}/ is shown")
+        present, source = found, f"every run folder in {results_dir.name}/"
+    loaded = [load_run(results_dir / r) for r in dict.fromkeys(present)]
+    return Selection(runs=loaded, listed_missing=listed_missing, source=source, results_dir=results_dir, notes=notes)

@@ -1,0 +1,75 @@
+"""Accuracy: every model's test accuracy with its interval, the paired tests, per-class scores and the
+per-epoch validation."""
+from __future__ import annotations
+
+from analysis import fmt, stats
+from analysis.facts import RunFacts
+from analysis.markdown import Markdown, bullets, text
+from analysis.original import Original
+from analysis.tables import table
+from analysis.wording import plural, significance
+
+ROLES = {
+    "baseline_head": "pretrained model with an untrained classification head (the original study's baseline)",
+    "baseline_zeroshot": "pretrained causal LM scoring the three label words after the prompt (zero-shot)",
+    "finetuned": "final adapter after the last epoch",
+}
+CONFUSION_MODELS = ("baseline_head", "baseline_zeroshot", "finetuned")
+
+
+def role(model: str) -> str:
+    if model.startswith("epoch_") and model[6:].isdigit():
+        return f"checkpoint after epoch {model[6:]}"
+    return ROLES.get(model, model)
+
+
+def model_table(f: RunFacts, o: Original) -> Markdown:
+    original = {"baseline_head": o.accuracy_head, "finetuned": o.accuracy_finetuned}
+    rows = [[m, role(m), f"{a.correct} / {a.n}", fmt.pct(a.value), f"{fmt.pct(a.ci[0])} – {fmt.pct(a.ci[1])}",
+             f"{fmt.pct(original[m], 0)} ({o.label})" if m in original else ""] for m, a in f.accuracy.items()]
+    return table(["model", "what it is", "correct", "accuracy", "95 % interval (Wilson)", o.label], rows,
+                 align="llrrrl", widths=[14, 36, 8, 9, 16, 14])
+
+
+def paired_table(f: RunFacts) -> Markdown:
+    rows = [[f"{b} vs finetuned", p.n, p.both_right, p.a_only, p.b_only, p.both_wrong, fmt.pvalue(p.p_value)]
+            for b, p in f.paired.items()]
+    return table(["comparison", "pairs", "both right", "only baseline right", "only fine-tuned right", "both wrong",
+                  "exact McNemar p"], rows, align="lrrrrrr")
+
+
+def paired_findings(f: RunFacts) -> Markdown:
+    """One line per paired comparison: rows fixed and broken, p and what it means."""
+    return bullets(f"{text(b)} vs finetuned: fine-tuning fixed {plural(p.b_only, 'row')} and broke {p.a_only}; "
+                   f"p = {fmt.pvalue(p.p_value)}, {significance(p)}." for b, p in f.paired.items())
+
+
+def confusion_models(f: RunFacts) -> list[str]:
+    return [m for m in CONFUSION_MODELS if m in f.accuracy]
+
+
+def per_class_table(f: RunFacts) -> Markdown:
+    rows = []
+    for m in confusion_models(f):
+        for r in stats.per_class(f.test, m).itertuples():
+            rows.append([m, r.label, fmt.num(r.precision, 2, "undefined (never predicted)"), fmt.num(r.recall, 2),
+                         fmt.num(r.f1, 2, "undefined"), r.predicted, r.support])
+    return table(["model", "label", "precision", "recall", "F1", "predicted", "gold (support)"], rows, align="llrrrrr")
+
+
+def macro_f1(f: RunFacts) -> Markdown:
+    """e.g. "baseline_head 0.154, finetuned 0.775"."""
+    return Markdown(", ".join(f"{text(m)} {fmt.num(stats.macro_f1(f.test, m), 3)}" for m in confusion_models(f)))
+
+
+def epoch_table(f: RunFacts) -> Markdown:
+    """Validation per epoch from the epochs table, and each checkpoint's test accuracy where it was predicted."""
+    if f.epochs is None:
+        return Markdown("")
+    rows = []
+    for r in f.epochs.itertuples():
+        test = f.accuracy.get(f"epoch_{int(r.epoch)}")
+        rows.append([int(r.epoch), fmt.num(r.train_loss, 3), fmt.num(r.val_loss, 3), fmt.pct(r.val_accuracy),
+                     fmt.pct(test.value) if test else "not predicted"])
+    return table(["epoch", "training loss (mean)", "validation loss", "validation accuracy",
+                  "test accuracy of the checkpoint"], rows, align="rrrrr")

@@ -1,0 +1,91 @@
+"""Corrected, regressed and unresolved cases: the rows themselves, the comparison with each baseline, and
+the surface cues of the unresolved ones."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis import cases as cs
+from analysis import fmt
+from analysis.facts import BASELINES, RunFacts
+from analysis.markdown import Markdown
+from analysis.tables import table
+from pipeline.schema import LABELS
+
+HEADER = ["test idx", "premise", "hypothesis", "gold", "baseline (head)", "fine-tuned"]
+WIDTHS = [6, 34, 26, 10, 14, 14]
+
+
+def _prediction(row, which: str) -> str:
+    """e.g. "neutral 0.97 (gold 0.02)": the prediction's probability, and the gold label's when it is wrong."""
+    pred, gold = int(row[f"pred_{which}"]), int(row["label"])
+    s = f"{LABELS[pred]} {row[f'p_{LABELS[pred]}_{which}']:.2f}"
+    return s + (f" (gold {row[f'p_{LABELS[gold]}_{which}']:.2f})" if pred != gold else "")
+
+
+def _label(i) -> str:
+    try:
+        return LABELS[int(i)]
+    except (ValueError, IndexError, TypeError):
+        return str(i)
+
+
+def case_table(f: RunFacts, category: str) -> Markdown:
+    """The test rows of one category; unresolved rows also name their cues."""
+    df = f.cases[f.cases["category"] == category] if len(f.cases) else pd.DataFrame()
+    if not len(df):
+        return Markdown("None.")
+    with_cues = category == "unresolved"
+    cues = cs.cue_list(f.cases).loc[df.index] if with_cues else None
+    rows = []
+    for i, row in df.iterrows():
+        cells = [int(row["idx"]), row["premise"], row["hypothesis"], _label(row["label"]), _prediction(row, "base"),
+                 _prediction(row, "ft")]
+        rows.append(cells + ([cues.loc[i]] if with_cues else []))
+    return table(HEADER + (["cues"] if with_cues else []), rows, align="rlllll" + ("l" if with_cues else ""),
+                 widths=WIDTHS + ([10] if with_cues else []))
+
+
+def comparison_table(f: RunFacts) -> Markdown:
+    rows = []
+    for b in BASELINES:
+        c = f.case_counts(b)
+        if c is not None:
+            p = f.paired.get(b)
+            rows.append([f"{b} → finetuned", c["corrected"], c["regressed"], c["unresolved"], c["kept"],
+                         fmt.pvalue(p.p_value) if p else "—"])
+    return table(["comparison", "corrected", "regressed", "unresolved", "both right", "exact McNemar p"], rows,
+                 align="lrrrrr")
+
+
+def cue_table(f: RunFacts) -> Markdown:
+    def cell(v, cue: str) -> str:
+        if isinstance(v, tuple):
+            k, n = v
+            return f"{k} / {n} ({fmt.pct(k / n if n else math.nan, 0)})"
+        return fmt.num(v, 2 if "overlap" in cue else 1)
+    bd = cs.cue_breakdown(f.cases)
+    rows = [[r["cue"], *(cell(r[g], r["cue"]) for g in ("unresolved", "fine-tuned right", "all"))] for _, r in bd.iterrows()]
+    return table(["cue", "among unresolved", "among fine-tuned right", "all test rows"], rows, align="lrrr")
+
+
+def label_table(f: RunFacts) -> Markdown:
+    lb = cs.label_breakdown(f.cases) if len(f.cases) else pd.DataFrame()
+    rows = [[f"gold {g}", *(int(v) for v in lb.loc[g])] for g in lb.index]
+    return table(["unresolved", *(f"predicted {x}" for x in LABELS)], rows, align="lrrr")
+
+
+def error_rate_table(f: RunFacts) -> Markdown:
+    ger = cs.gold_error_rates(f.cases) if len(f.cases) else pd.DataFrame()
+    rows = [[r.label, r.rows, r.unresolved, r.ft_wrong, fmt.pct(r.ft_wrong / r.rows if r.rows else math.nan)]
+            for r in ger.itertuples()]
+    return table(["gold label", "test rows", "unresolved", "fine-tuned wrong", "error rate"], rows, align="lrrrr")
+
+
+def thresholds(f: RunFacts) -> dict:
+    return cs.cue_thresholds(f.cases)
+
+
+def negation_words() -> str:
+    return ", ".join(sorted(cs.NEGATION))

@@ -1,0 +1,36 @@
+"""The notice at the top: which runs the report shows, and a note on each run that left stages out or is
+incomplete (one block per run, templates/report/run_notes.md.j2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from analysis import blocks, progress
+from analysis.facts import ReportFacts, RunFacts
+from analysis.markdown import Markdown, code, text
+
+
+@dataclass(frozen=True)
+class RunNote:
+    name: str
+    stages_option: Markdown     # the `--stages a,b` the run was started with
+    shape_only: bool            # left baseline / evaluate out because its weights are random
+    shape_reason: str           # why, in words
+    skipped: str                # the stages left out, in words ("" when none)
+    skipped_count: int
+    gaps: list                  # what is missing or unfinished, one phrase each
+
+
+def run_note(f: RunFacts) -> RunNote:
+    requested = f.manifest.stages_requested or []
+    return RunNote(name=f.name, stages_option=code("--stages " + ",".join(requested)),
+                   shape_only=progress.skipped_for_shape(f.run), shape_reason=progress.shape_skip_reason(f.run),
+                   skipped=progress.skip_note(f.run), skipped_count=len(f.skipped), gaps=f.gaps)
+
+
+def run_list(R: ReportFacts) -> Markdown:
+    """e.g. "**a** (headline), **b**, **c**"."""
+    return Markdown(", ".join(f"**{text(f.name)}**" + (" (headline)" if i == 0 else "") for i, f in enumerate(R.runs)))
+
+
+def run_notes(R: ReportFacts) -> Markdown:
+    return blocks.render("run_notes", selection_notes=R.selection.notes, runs=[run_note(f) for f in R.runs])

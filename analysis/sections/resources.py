@@ -1,0 +1,52 @@
+"""Resources: whole-run peaks beside the original study's, per-stage peaks, and GPU memory caps."""
+from __future__ import annotations
+
+from analysis import fmt
+from analysis.facts import ReportFacts, RunFacts
+from analysis.markdown import Markdown
+from analysis.original import Original
+from analysis.tables import table
+
+
+def peak_table(f: RunFacts, o: Original) -> Markdown:
+    pk, gpu = f.peaks, f.gpu
+    rows = [
+        ["GPU memory used, whole device (NVML)", fmt.mem(pk["peak_gpu_mem_used_bytes"]),
+         fmt.gb(o.gpu_memory_bytes) + (" (see note)" if o.gpu_figure_is_capacity else "")],
+        ["GPU memory allocated by torch (peak)", fmt.mem(pk["peak_allocated_bytes"]), "not reported"],
+        ["GPU memory reserved by torch (peak)", fmt.mem(pk["peak_reserved_bytes"]), "not reported"],
+        ["GPU memory of the device (total)", fmt.mem(gpu.get("memory_total_bytes")) if gpu else
+         fmt.NOT_MEASURED + " (no GPU)", "not reported"],
+        ["GPU utilisation (peak)", fmt.pct_value(pk["peak_gpu_util_pct"]), "not reported"],
+        ["RAM of the process (peak RSS)", fmt.mem(pk["peak_process_rss_bytes"]), fmt.gb(o.ram_bytes)],
+        ["RAM used, whole system (peak)", fmt.mem(pk["peak_system_ram_used_bytes"]), "not reported"],
+        ["CPU, whole machine (peak / mean)", f"{fmt.pct_value(pk['peak_cpu_pct'])} / {fmt.pct_value(pk['mean_cpu_pct'])}",
+         fmt.pct_value(o.peak_cpu_pct)],
+        ["disk used (filesystem of the checkpoints)", fmt.mem(pk["peak_disk_used_bytes"]), fmt.gb(o.disk_bytes, 0)],
+    ]
+    return table(["measure", f.name, o.label], rows, align="lrr", widths=[30, 24, 18])
+
+
+def stage_gpu_table(f: RunFacts) -> Markdown:
+    rows = [[r.stage, fmt.gib(r.peak_gpu_mem_used_bytes), fmt.gib(r.peak_torch_allocated_bytes),
+             fmt.gib(r.exact_max_allocated_bytes), fmt.gib(r.peak_torch_reserved_bytes), fmt.pct_value(r.mean_gpu_util_pct),
+             fmt.pct_value(r.peak_gpu_util_pct)] for r in f.stage_peaks.itertuples()]
+    return table(["stage", "device used (NVML)", "torch allocated (sampled)", "torch max allocated (exact)",
+                  "torch reserved", "GPU util. mean", "GPU util. peak"], rows, align="lrrrrrr")
+
+
+def stage_host_table(f: RunFacts) -> Markdown:
+    rows = [[r.stage, fmt.seconds(r.span_s), r.samples, fmt.gib(r.peak_process_rss_bytes),
+             fmt.gib(r.peak_system_ram_used_bytes), fmt.pct_value(r.mean_cpu_pct), fmt.pct_value(r.peak_cpu_pct),
+             fmt.gib(r.peak_disk_used_bytes, 1)] for r in f.stage_peaks.itertuples()]
+    return table(["stage", "sampled span", "samples", "process RSS", "system RAM", "CPU mean", "CPU peak", "disk used"],
+                 rows, align="lrrrrrrr")
+
+
+def cap_table(R: ReportFacts) -> Markdown:
+    rows = []
+    for f in R.capped:
+        c = f.cap
+        within = "yes" if c.within else "no" if c.measured else "not measured"
+        rows.append([f.name, fmt.mem(c.cap), fmt.mem(c.allocated), fmt.mem(c.reserved), fmt.pct(c.share), within])
+    return table(["run", "cap", "peak allocated", "peak reserved", "of the cap", "within the cap"], rows, align="lrrrrl")

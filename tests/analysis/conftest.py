@@ -1,0 +1,18 @@
+"""Fixtures of the analysis tests: the fixture results folder and the report's facts over it."""
+import pytest
+
+from analysis.facts import report_facts
+from tests.report_fixture import make_results
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """fixture-gpu (complete), fixture-shape (random weights, 15 GiB cap), fixture-cpu (in progress)."""
+    return make_results(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture
+def facts(results, monkeypatch):
+    """facts("a,b") -> ReportFacts of those runs (the first is the headline); facts() -> report.yaml's."""
+    monkeypatch.delenv("REPORT_RUNS", raising=False)
+    return lambda runs=None, folder=None: report_facts(folder or results, runs)

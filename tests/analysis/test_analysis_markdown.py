@@ -1,0 +1,82 @@
+"""The one entrance for untrusted text: what text() / code() / tables / jinja blocks make of hostile values,
+checked in the HTML pandoc writes from them (no tag, link, image, math or citation may appear)."""
+import re
+import subprocess
+
+import pytest
+
+from analysis import blocks
+from analysis.markdown import Markdown, bullets, code, fenced, show_if, text
+from analysis.tables import table
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "![secret](/etc/passwd)",
+    "[click](https://evil.example)",
+    "`x`{=html} and ```raw```",
+    "$x^2$ and @doe2020 and ~~strike~~ and ^sup^",
+    "*bold* _it_ **b** \\*",
+    "a | b | c",
+    "line one\n\n# Heading\n- item",
+    "&lt;script&gt; &amp;",
+    "right\u202eto\u2066left",
+]
+
+
+def pandoc_html(md: str) -> str:
+    import pypandoc
+    proc = subprocess.run([pypandoc.get_pandoc_path(), "-f", "markdown", "-t", "html"], input=md, text=True,
+                          capture_output=True, check=True)
+    return proc.stdout
+
+
+def visible(html: str) -> str:
+    import html as h
+    return h.unescape(re.sub(r"<[^>]+>", "", html)).strip()
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_text_reads_exactly_as_the_value_and_makes_no_markup(value):
+    html = pandoc_html(f"Before {text(value)} after.")
+    assert not re.search(r"<(script|img|a |h1|li|code|em|strong|span|math|del|sup)\b", html), html
+    expected = " ".join(re.sub("[\u202a-\u202e\u2066-\u2069]", "", value).split())
+    assert visible(html) == f"Before {expected} after."
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_code_is_verbatim(value):
+    html = pandoc_html(f"Run {code(value)} now.")
+    assert html.count("<code>") == 1 and "<script" not in html and "<img" not in html
+    shown = visible(html)
+    assert shown.startswith("Run ") and shown.endswith(" now.")
+
+
+def test_table_cells_escape_unless_markdown():
+    md = table(["a", "b"], [["x | y <b>", Markdown("**kept**")]])
+    html = pandoc_html(md)
+    assert html.count("<td") == 2 and "<b>" not in html and "<strong>kept</strong>" in html
+
+
+def test_fenced_block_cannot_be_closed_from_inside():
+    body = "key: value\n```\n<script>x</script>\n````"
+    html = pandoc_html(f"{fenced(body, 'yaml')}\n\nafter")
+    assert html.count("<pre") == 1 and "<script>" not in html and "<p>after</p>" in html
+
+
+def test_jinja_blocks_escape_every_value_that_is_not_markdown(tmp_path, monkeypatch):
+    (tmp_path / "probe.md.j2").write_text("- {{ name }} ran {{ option }}\n")
+    monkeypatch.setattr(blocks, "TEMPLATE_DIR", tmp_path)
+    blocks.environment.cache_clear()
+    try:
+        md = blocks.render("probe", name="<b>evil</b> *x*", option=code("--stages a,b"))
+    finally:
+        blocks.environment.cache_clear()
+    assert md.strip() == "- \\<b\\>evil\\</b\\> \\*x\\* ran `--stages a,b`"
+
+
+def test_show_if_and_bullets():
+    assert show_if([]) == ".content-hidden" and show_if(["x"]) == ".content-visible"
+    assert bullets(["a", "b"]) == "- a\n- b"
+    assert text(None) == "not recorded" and text(Markdown("**x**")) == "**x**"
+    assert isinstance(text("x"), Markdown) and Markdown("*a*")._repr_markdown_() == "*a*"

@@ -1,0 +1,130 @@
+"""The tables of each report section, from the fixture runs: the honest edge cases (CPU, shape-only, in
+progress, T4 cap) and the content details a reader asked for (which transformer body is which, GiB,
+"not installed", every config field with its own help text)."""
+import dataclasses
+import re
+
+import pytest
+
+import pipeline.config
+from analysis import sections, settings
+from analysis.facts import report_facts
+from tests.report_fixture import RUNS, edit_manifest, write_run
+
+SECTION_TABLES = [
+    lambda R: sections.summary.criteria_table(R), lambda R: sections.setup.split_table(R.headline),
+    lambda R: sections.setup.row_ids(R.headline),
+    lambda R: sections.setup.settings_table(R.headline, ("model", "tokenizer", "quantization", "lora", "prompt")),
+    lambda R: sections.setup.hardware_table(R.headline), lambda R: sections.setup.library_table(R.headline),
+    lambda R: sections.setup.tuning_table(R.headline), lambda R: sections.accuracy.model_table(R.headline, R.original),
+    lambda R: sections.accuracy.paired_table(R.headline), lambda R: sections.accuracy.per_class_table(R.headline),
+    lambda R: sections.accuracy.epoch_table(R.headline), lambda R: sections.time.epoch_table(R.headline),
+    lambda R: sections.time.stage_table(R.headline), lambda R: sections.time.runs_table(R),
+    lambda R: sections.parameters.component_table(R.headline), lambda R: sections.parameters.runs_table(R),
+    lambda R: sections.resources.peak_table(R.headline, R.original), lambda R: sections.resources.cap_table(R),
+    lambda R: sections.resources.stage_gpu_table(R.headline), lambda R: sections.resources.stage_host_table(R.headline),
+    lambda R: sections.cases.case_table(R.headline, "unresolved"), lambda R: sections.cases.cue_table(R.headline),
+    lambda R: sections.reproducibility.commands(R), lambda R: sections.reproducibility.fingerprint_table(R.headline),
+    lambda R: sections.runs.comparison_table(R), lambda R: sections.notice.run_notes(R),
+]
+
+
+@pytest.mark.parametrize("headline", RUNS)
+def test_every_table_builds_for_every_headline_without_python_words(facts, headline):
+    R = facts(",".join([headline] + [r for r in RUNS if r != headline]))
+    for build in SECTION_TABLES:
+        md = build(R)
+        assert isinstance(md, str)
+        words = re.sub(r"`[^`]*`", "", md.replace("None.", ""))  # "None." is how an empty case list reads
+        assert not re.search(r"\bNone\b|\bnan\b|np\.(int|float)", words), md[:300]
+
+
+def row(md: str, cell: str) -> str:
+    """The table line whose first cell (or, in a grouped settings table, second cell) is `cell`."""
+    return next(ln for ln in md.splitlines() if ln.startswith((f"| {cell} |", f"|  | {cell} |"))
+                or re.match(rf"^\| \*\*\w+\*\* \| {re.escape(cell)} \|", ln))
+
+
+def test_cpu_run_says_not_measured_never_zero(facts):
+    H = facts("fixture-cpu").headline
+    gpu_row = row(sections.resources.peak_table(H, facts().original), "GPU memory used, whole device (NVML)")
+    assert "not measured" in gpu_row and "0.00 GiB" not in gpu_row
+    assert "none: GPU figures are not measured in this run" in sections.setup.hardware_table(H)
+
+
+def test_disk_is_in_gib_like_every_other_memory_figure(facts):
+    R = facts(",".join(RUNS))
+    H = R.headline
+    disk = H.peaks["peak_disk_used_bytes"]
+    assert f"{disk / 2 ** 30:,.2f} GiB" in row(sections.resources.peak_table(H, R.original), "disk used (filesystem of the checkpoints)")
+    assert f"disk {disk / 2 ** 30:,.1f} GiB" in sections.summary.resource_cell(H)
+    assert f"{disk / 2 ** 30:,.1f} GiB" in row(sections.runs.comparison_table(R), "disk used")
+    for line in sections.resources.stage_host_table(H).strip().splitlines()[2:]:
+        assert line.rstrip(" |").endswith("GiB")
+
+
+def test_the_two_transformer_body_rows_say_which_is_4_bit_and_which_16_bit():
+    H = report_facts(None, "smollm2-snli-offline").headline  # the committed run whose table has both rows
+    table = H.run.table("params")
+    assert (table["component"] == "transformer body").sum() == 2
+    labels = sections.parameters.component_labels(table)
+    assert "transformer body (4-bit NF4)" in labels and "transformer body (16-bit)" in labels
+    assert len(set(labels)) == len(labels)
+    assert "| transformer body (4-bit NF4) | 53,084,160 | 106,168,320 |" in sections.parameters.component_table(H)
+
+
+def test_an_absent_library_is_not_installed(tmp_path, facts):
+    write_run(tmp_path, "r", kind="gpu", seed=1)
+    edit_manifest(tmp_path / "r", lambda m: m.environment["libraries"].update(datasets=None))
+    md = sections.setup.library_table(facts("r", tmp_path).headline)
+    assert row(md, "datasets") == "| datasets | not installed |" and "None" not in md
+
+
+def test_every_config_field_is_listed_with_its_own_help(facts):
+    H = facts("fixture-gpu").headline
+    md = sections.setup.settings_table(H, ("model", "lora"))
+    for cls in (pipeline.config.ModelConfig, pipeline.config.LoraConfig):
+        for f in dataclasses.fields(cls):
+            assert f"| {f.name.replace('_', chr(92) + '_')} |" in md, f.name
+    # model.fast_gelu is absent from the fixture's (older) config: listed, with its help, as not recorded
+    fast = row(md, "fast\\_gelu")
+    assert "not recorded" in fast and "`gelu_pytorch_tanh`" in fast  # the help's `names` are code spans
+
+
+def test_a_new_config_field_appears_without_touching_report_code(tmp_path, facts, monkeypatch):
+    @dataclasses.dataclass
+    class ModelConfigWithKnob(pipeline.config.ModelConfig):
+        new_knob: int = dataclasses.field(default=7, metadata={"help": "A knob added after this report was written."})
+    monkeypatch.setattr(pipeline.config, "ModelConfig", ModelConfigWithKnob)
+    write_run(tmp_path, "r", kind="gpu", seed=1)
+    edit_manifest(tmp_path / "r", lambda m: m.config["model"].update(new_knob=9))
+    md = sections.setup.settings_table(facts("r", tmp_path).headline, ("model",))
+    assert row(md, "new\\_knob") == "|  | new\\_knob | 9 | A knob added after this report was written. |"
+
+
+def test_a_new_config_section_appears_among_the_training_settings(tmp_path, facts, monkeypatch):
+    @dataclasses.dataclass
+    class SchedulerConfig:
+        warmup_steps: int = dataclasses.field(default=0, metadata={"help": "Steps of warm-up before the schedule."})
+
+    @dataclasses.dataclass
+    class ExperimentConfigWithScheduler(pipeline.config.ExperimentConfig):
+        schedule: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig,
+                                                      metadata={"help": "The learning-rate schedule."})
+    monkeypatch.setattr(pipeline.config, "ExperimentConfig", ExperimentConfigWithScheduler)
+    assert "schedule" in settings.training_sections()
+    write_run(tmp_path, "r", kind="gpu", seed=1)
+    edit_manifest(tmp_path / "r", lambda m: m.config.update(schedule={"warmup_steps": 50}))
+    md = sections.setup.settings_table(facts("r", tmp_path).headline, settings.training_sections())
+    assert "| **schedule** | warmup\\_steps | 50 | Steps of warm-up before the schedule. |" in md
+
+
+def test_values_from_runs_cannot_inject_markup_into_tables(tmp_path, facts):
+    write_run(tmp_path, "r", kind="gpu", seed=1)
+    evil = "<script>alert(1)</script> | ![x](/etc/passwd) `{=html}` $x$ @cite"
+    edit_manifest(tmp_path / "r", lambda m: (m.environment.update(platform=evil), m.config["lora"].update(bias=evil)))
+    H = facts("r", tmp_path).headline
+    for md in (sections.setup.hardware_table(H), sections.setup.settings_table(H, ("lora",))):
+        line = next(ln for ln in md.splitlines() if "alert" in ln)
+        assert "\\<script\\>" in line and "\\|" in line and "\\!" not in line and "\\[x\\]" in line
+        assert line.count(" | ") == line.replace("\\|", "").count(" | ")  # no new column
