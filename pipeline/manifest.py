@@ -177,6 +177,11 @@ class Manifest:
     stages_requested: list | None = _f(None, "The stages of the latest `pipeline run` call; null = all.")
     tuning: dict | None = _f(None, "Written by `pipeline tune`: grid, epochs_per_trial, trials, chosen_trial, "
                                    "chosen, chosen_overrides, rule, command (source when rebuilt from a log).")
+    tables: dict | None = _f(None, "Table name -> {sha256, rows, bytes} of its file as last written; the store "
+                                   "records it with every write, so a file that differs was damaged afterwards. "
+                                   "Absent in runs made before checksums were recorded.")
+    processes: dict | None = _f(None, "world_size, and per rank its device and GPU, for a run launched over several "
+                                      "processes (accelerate launch); absent = one process.")
     extra: dict = _f({}, "Keys this version does not know (kept, never dropped).")
 
     # --- (de)serialisation ---
@@ -204,7 +209,7 @@ class Manifest:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "stages")}
-        for key in ("stages_requested", "tuning"):  # absent means "not recorded": keep it absent
+        for key in ("stages_requested", "tuning", "tables", "processes"):  # absent = not recorded: keep it absent
             if out[key] is None:
                 del out[key]
         out["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
