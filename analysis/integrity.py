@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from analysis.errors import ReportError
 from analysis.fmt import and_list
-from analysis.markdown import plain
+from analysis.markdown import one_line
 from pipeline.manifest import Manifest
 from pipeline.schema import TABLES
 from pipeline.stages import owner_of, writers
@@ -43,10 +43,10 @@ def record_of(data: bytes) -> dict:
 
 def rewrite_fix(manifest: Manifest, table: str, owner: str | None = None) -> str:
     """"(fix: ...)": the command that rewrites `table` (its rows of `owner`, a model or stage name, when given)."""
-    config = plain(manifest.config_path or "CONFIG", 120)
+    config = one_line(manifest.config_path or "CONFIG", 200)
     if not writers(table):  # the tuning table: written by `pipeline tune`, not by a stage
         tuning = manifest.tuning if isinstance(manifest.tuning, dict) else {}
-        return f"(fix: re-run `python -m pipeline tune {config} {plain(tuning.get('grid') or 'GRID', 120)}`, which writes it)"
+        return f"(fix: re-run `python -m pipeline tune {config} {one_line(tuning.get('grid') or 'GRID', 200)}`, which writes it)"
     stages = [owner_of(table, owner)] if owner is not None and owner_of(table, owner) else list(writers(table))
     which = f"{stages[0]}, the stage" if len(stages) == 1 else f"{and_list(stages)}, the stages"
     return f"(fix: `python -m pipeline run {config}` re-runs {which} that write{'s' if len(stages) == 1 else ''} it)"

@@ -5,7 +5,8 @@ the renderer's messages).
 All return `Markdown`, a str that IPython (and so Quarto's inline expressions and our fallback renderer)
 displays as markdown, as is. A plain str in an inline expression is escaped by Quarto itself, but only
 partly (not `<`, `|`, `$`, `@`), so anything that did not come from our own code goes through these first.
-`plain(value)` is the same text for places that are not markdown: figure labels and terminal messages.
+`plain(value)` is the same text for a figure label; `one_line(value)` for a message on the terminal (whole
+words: a path in an error must stay whole).
 
 What every one of them does to displayed text:
 - markdown and HTML metacharacters are backslash-escaped (pandoc's markdown escapes every ASCII punctuation
@@ -54,15 +55,20 @@ class Markdown(str):
         return str(self)
 
 
+def one_line(value, limit: int | None = None) -> str:
+    """One line: every run of white space (line breaks included) becomes one space; no control characters;
+    with `limit`, at most that many characters (then "…")."""
+    s = re.sub(r"\s+", " ", displayable(value)).strip()
+    return s if limit is None or len(s) <= limit else s[:limit] + "…"
+
+
 def _one_line(value) -> str:
-    """One bounded line: every run of white space (line breaks included) becomes one space."""
-    return bounded(re.sub(r"\s+", " ", displayable(value)).strip())
+    return bounded(one_line(value))
 
 
 def plain(value, limit: int = 200) -> str:
-    """Untrusted text for a figure label or a message on the terminal: one line, at most `limit` characters."""
-    s = _one_line(value)
-    return s if len(s) <= limit else s[:limit] + "…"
+    """Untrusted text for a figure label: one bounded line of at most `limit` characters."""
+    return one_line(_one_line(value), limit)
 
 
 def text(value) -> Markdown:

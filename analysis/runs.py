@@ -19,7 +19,7 @@ import yaml
 
 from analysis import integrity, validate
 from analysis.errors import ReportError
-from analysis.markdown import plain
+from analysis.markdown import one_line
 from pipeline.manifest import Manifest, ManifestError, StageRecord
 from pipeline.schema import TABLES
 
@@ -150,7 +150,7 @@ def read_table(path: Path, name: str, manifest: Manifest | None = None,
     try:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as e:  # pyarrow raises several types for a corrupt file
-        why = plain(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 200)
+        why = one_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 200)
         raise ReportError(f"{path}: unreadable parquet file ({why}) {fix}") from None
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
@@ -158,7 +158,7 @@ def read_table(path: Path, name: str, manifest: Manifest | None = None,
     try:
         table = table.select(schema.names).cast(schema)
     except Exception as e:
-        why = plain(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)
+        why = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)
         raise ReportError(f"{path}: table `{name}` has columns of the wrong type ({why}) {fix}") from None
     integrity.check_rows(path, name, table.num_rows, checks, manifest)
     df = table.to_pandas()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.errors import ReportError
 from analysis.integrity import rewrite_fix
-from analysis.markdown import plain
+from analysis.markdown import one_line
 from pipeline.manifest import Manifest
 from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
 from pipeline.stages import OWNER_KEY
@@ -73,7 +73,7 @@ def _shown(v) -> str:
         return f"{v:g}"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    return repr(plain(v, 60))
+    return repr(one_line(v, 60))
 
 
 class _Table:
@@ -85,7 +85,7 @@ class _Table:
     def where(self, i: int) -> str:
         key = RULES[self.name].key or ((OWNER_KEY[self.name],) if self.name in OWNER_KEY else ())
         row = self.df.iloc[i]
-        ids = ", ".join(f"{c} {_shown(row[c]) if not isinstance(row[c], str) else plain(row[c], 60)}" for c in key)
+        ids = ", ".join(f"{c} {_shown(row[c]) if not isinstance(row[c], str) else one_line(row[c], 60)}" for c in key)
         return f"{self.path} row {i}" + (f" ({ids})" if ids else "")
 
     def fail(self, mask, what) -> None:
@@ -160,15 +160,17 @@ MANIFEST_FACTS: tuple[tuple[str, object], ...] = (
     ("config.data", dict), *((f"config.data.{s}", dict) for s in SPLITS),
     *((f"config.data.{s}.{k}", int) for s in SPLITS for k in ("stride", "offset", "limit")),
     ("config.train", dict), ("config.train.epochs", int), ("config.model", dict),
+    ("config.model.trust_remote_code", bool),
 )
-_WORDS = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", NUMBER: "a number"}
+_WORDS = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", NUMBER: "a number",
+          bool: "true or false"}
 
 
 def _fits(v, kind) -> bool:
     if v is None:
         return True  # not recorded
-    if isinstance(v, bool):
-        return False
+    if isinstance(v, bool) or kind is bool:
+        return isinstance(v, bool) and kind is bool
     if kind is NUMBER:
         return isinstance(v, (int, float)) and math.isfinite(v)
     return isinstance(v, kind)
@@ -187,14 +189,14 @@ def _walk(value, parts: list[str], path: str):
     else:
         return
     for k, v in items:
-        yield from _walk(v, rest, f"{path}.{plain(k, 40)}" if path else plain(k, 40))
+        yield from _walk(v, rest, f"{path}.{one_line(k, 40)}" if path else one_line(k, 40))
 
 
 def manifest_facts(manifest: Manifest, where: Path) -> None:
     """The manifest values the report computes with have the kind it computes with (None = not recorded)."""
     d = manifest.to_dict()
     fix = (f"(fix: the pipeline writes manifest.json: restore the run folder as the pipeline left it, or re-run "
-           f"it: `python -m pipeline run {plain(manifest.config_path or 'CONFIG', 120)}`)")
+           f"it: `python -m pipeline run {one_line(manifest.config_path or 'CONFIG', 200)}`)")
     for spec, kind in MANIFEST_FACTS:
         for path, v in _walk(d, spec.split("."), ""):
             if not _fits(v, kind):
@@ -203,5 +205,5 @@ def manifest_facts(manifest: Manifest, where: Path) -> None:
     for path, counts in _walk(d, "data.splits.*.label_counts".split("."), ""):
         for k in counts or {}:
             if str(k) not in {str(i) for i in LABEL_IDS}:
-                raise ReportError(f"{where}: malformed manifest, `{path}` has key {plain(k, 40)!r}, which is not "
+                raise ReportError(f"{where}: malformed manifest, `{path}` has key {one_line(k, 40)!r}, which is not "
                                   f"a label id ({', '.join(map(str, LABEL_IDS))}) {fix}")

@@ -146,6 +146,8 @@ def test_hostile_text_in_a_row_id_is_shown_as_plain_text(run, refused):
     (lambda m: m.commands.append(7), "`commands.1` must be a string, got int"),
     (lambda m: m.config["data"].update(test="every 100th"), "`config.data.test` must be a mapping"),
     (lambda m: m.config["train"].update(epochs=2.5), "`config.train.epochs` must be an integer, got float"),
+    (lambda m: m.config["model"].update(trust_remote_code="no"), "`config.model.trust_remote_code` must be true or "
+                                                                 "false, got str"),
 ])
 def test_manifest_facts_the_report_computes_with(run, change, words, refused):
     edit_manifest(run, change)
