@@ -59,6 +59,8 @@ TABLES: dict[str, pa.Schema] = {
         ("system_ram_used_bytes", pa.float64()),
         ("cpu_pct", pa.float64()),               # whole machine, 0-100
         ("disk_used_bytes", pa.float64()),       # the filesystem holding the checkpoints
+        ("rank", pa.int64()),                    # the process that sampled (0 in a one-process run)
+        ("gpu_index", pa.int64()),               # its CUDA device index; null without a GPU
     ]),
     # Parameter accounting by component. stored_elements is what sum(p.numel()) gives on the 4-bit model
     # (bitsandbytes packs two 4-bit values per uint8 element); logical_params counts every weight once as
