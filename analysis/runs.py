@@ -26,6 +26,9 @@ from pipeline.schema import TABLES
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = PROJECT_ROOT / "results"
 SELECTION_FILE = "report.yaml"
+# Columns the schema gained after runs were recorded without them, and what they mean in such a table:
+# resources rows of a one-process run were all sampled by rank 0, on a device index nobody recorded.
+LATER_COLUMNS = {"resources": {"rank": 0, "gpu_index": None}}
 
 
 @dataclass
@@ -152,6 +155,9 @@ def read_table(path: Path, name: str, manifest: Manifest | None = None,
     except Exception as e:  # pyarrow raises several types for a corrupt file
         why = one_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 200)
         raise ReportError(f"{path}: unreadable parquet file ({why}) {fix}") from None
+    for column, value in LATER_COLUMNS.get(name, {}).items():
+        if column not in table.column_names:
+            table = table.append_column(column, pa.array([value] * table.num_rows, schema.field(column).type))
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
         raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see pipeline/schema.py) {fix}")

@@ -54,8 +54,9 @@ RULES: dict[str, TableRules] = {
                                 "grad_norm": _COUNT, "tokens": _COUNT}, key=("step",),
                         # float16's loss scaler skips a step whose gradients overflowed: its norm is recorded as inf
                         infinite_ok=("grad_norm",)),
-    "resources": TableRules(required=("stage", "time"),
+    "resources": TableRules(required=("stage", "time", "rank"),
                             ranges={"elapsed_s": _COUNT, "gpu_util_pct": (0, 100), "cpu_pct": (0, 100),
+                                    "rank": _COUNT, "gpu_index": _COUNT,
                                     **{c: _COUNT for c in ("gpu_mem_used_bytes", "torch_allocated_bytes",
                                                            "torch_reserved_bytes", "process_rss_bytes",
                                                            "system_ram_used_bytes", "disk_used_bytes")}}),

@@ -117,7 +117,12 @@ def test_run_without_checksums_is_read_and_says_so(old_run):
 
 def test_committed_runs_predate_checksums_and_load():
     for folder in sorted((runs.DEFAULT_RESULTS).glob("*/manifest.json")):
-        assert runs.load_run(folder.parent).checksums.state == "not recorded", folder.parent.name
+        run = runs.load_run(folder.parent)
+        assert run.checksums.state == "not recorded", folder.parent.name
+        # recorded before resources were tagged by process: one process, rank 0, device index not recorded
+        res = run.table("resources")
+        assert "rank" not in pq.read_schema(folder.parent / "resources.parquet").names
+        assert (res["rank"] == 0).all() and res["gpu_index"].isna().all()
 
 
 @pytest.mark.parametrize("damage, words", [
