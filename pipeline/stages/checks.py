@@ -24,8 +24,9 @@ def lora_targets(ctx) -> None:
     from transformers import AutoModelForSequenceClassification
 
     from pipeline.params import arch_config
+    config = arch_config(ctx.cfg)  # outside the meta device: it may load (a GGUF is dequantized once here)
     with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(arch_config(ctx.cfg))
+        model = AutoModelForSequenceClassification.from_config(config)
     names = [n for n, _ in model.named_modules() if n]
     for target in ctx.cfg.lora.target_modules:
         if not any(n == target or n.endswith("." + target) for n in names):
