@@ -4,10 +4,13 @@ cannot drift from what the pipeline writes.
 
     fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table
     fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
-    fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run
+    fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run; its manifest
+                   predates table checksums (no `tables` key), as the committed runs' do
 results/report.yaml lists them plus one run that does not exist (fixture-absent).
 write_run's keywords make variants: stages_requested (a `--stages` run: only those stages and their tables, and
-the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source.
+the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source, checksums
+(record each table's sha256, rows and bytes in the manifest's `tables`, as the store does).
+`rewrite_table` replaces a table as the pipeline would (file and checksum record together).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.integrity import record_of
 from pipeline.manifest import Manifest, StageRecord
 from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
 from pipeline.stages import NAMES
@@ -42,6 +46,18 @@ def write_table(folder: Path, name: str, columns: dict) -> None:
 def save_manifest(folder: Path, manifest: Manifest) -> None:
     """The manifest as the pipeline writes it (RunStore is its only writer)."""
     RunStore(folder).write_manifest(manifest.to_dict())
+
+
+def record_tables(folder: Path, manifest: Manifest) -> None:
+    """The manifest's `tables`: each table file's sha256, rows and bytes, as the store records them."""
+    manifest.tables = {name: record_of((Path(folder) / f"{name}.parquet").read_bytes())
+                       for name in TABLES if (Path(folder) / f"{name}.parquet").is_file()}
+
+
+def rewrite_table(folder: Path, name: str, df: pd.DataFrame) -> None:
+    """Replace a table as the pipeline does: the file, and its checksum record when the run keeps them."""
+    RunStore(folder).write(name, df)
+    edit_manifest(folder, lambda m: record_tables(folder, m) if m.tables is not None else None)
 
 
 def edit_manifest(folder: Path, change) -> None:
@@ -189,7 +205,8 @@ SMALL_PARAMS = [
 
 
 def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: tuple[str, ...] | None = None,
-              gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None) -> Path:
+              gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None,
+              checksums: bool = True) -> Path:
     rng = np.random.default_rng(seed)
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -291,6 +308,8 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
             rs["system_ram_used_bytes"].append(float(6.2 * GIB + 1e6 * i))
             rs["cpu_pct"].append(float(rng.uniform(5, 60)))
             rs["disk_used_bytes"].append(float(40e9 + 1e6 * i))
+            rs["rank"].append(0)
+            rs["gpu_index"].append(0 if gpu else None)
     write_table(folder, "resources", rs)
 
     # params
@@ -323,6 +342,8 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
         if tuning_source:
             manifest.tuning["source"] = tuning_source
 
+    if checksums:
+        record_tables(folder, manifest)
     save_manifest(folder, manifest)
     return folder
 
@@ -331,7 +352,7 @@ def make_results(root: Path) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for i, (name, kind) in enumerate(zip(RUNS, ("gpu", "shape", "cpu"), strict=False)):
-        write_run(root, name, kind=kind, seed=100 + i)
+        write_run(root, name, kind=kind, seed=100 + i, checksums=kind != "cpu")
     (root / "report.yaml").write_text("runs: [" + ", ".join([*RUNS, ABSENT]) + "]\n")
     return root
 
