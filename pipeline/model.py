@@ -146,9 +146,8 @@ def _load_kwargs(cfg: ExperimentConfig, device: torch.device, dtype: torch.dtype
 
 def remote_code(cfg: ExperimentConfig) -> dict:
     """`trust_remote_code` for every from_pretrained: off (transformers then never runs Python shipped with a
-    model) unless the config asks with model.trust_remote_code. (getattr: that field lands with the report
-    side of issue 9; until then it is always off.)"""
-    return {"trust_remote_code": getattr(cfg.model, "trust_remote_code", False) is True}
+    model) unless the config asks with model.trust_remote_code."""
+    return {"trust_remote_code": cfg.model.trust_remote_code}
 
 
 def _model_config(cfg: ExperimentConfig, location: str, **updates):

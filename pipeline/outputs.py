@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.manifest import Manifest
-from pipeline.schema import TABLES
+from pipeline.schema import LATER_COLUMNS, TABLES
 from pipeline.stages import NAMES, OWNER_KEY, owner_of, writers
 
 
@@ -47,8 +47,8 @@ def row_digests(table: pa.Table, key: str) -> dict[str, dict]:
 def parse(name: str, data: bytes, older: bool = False) -> tuple[pa.Table | None, str | None]:
     """(table, None) when `data` is a parquet file of table `name`'s schema, else (None, what is wrong).
 
-    `older`: the file has no record to compare with (written before records existed), so a column the schema
-    gained since cannot be told from a dropped one; it is read as nulls ("not measured") rather than refused."""
+    `older`: the file has no record to compare with (written before records existed): a column the schema
+    gained since (pipeline.schema.LATER_COLUMNS) is filled in with what it means there, not refused."""
     if not data:
         return None, "empty file (0 bytes)"
     try:
@@ -56,11 +56,13 @@ def parse(name: str, data: bytes, older: bool = False) -> tuple[pa.Table | None,
     except Exception as e:  # pyarrow raises several types for a damaged file
         return None, f"not a readable parquet file ({(str(e).splitlines() or [type(e).__name__])[0][:120]})"
     schema = TABLES[name]
+    later = LATER_COLUMNS.get(name, {}) if older else {}
+    for c, value in later.items():
+        if c not in table.column_names:
+            table = table.append_column(schema.field(c), pa.array([value] * table.num_rows, schema.field(c).type))
     missing = [c for c in schema.names if c not in table.column_names]
-    if missing and not older:
+    if missing:
         return None, f"column {missing[0]!r} is missing"
-    for c in missing:
-        table = table.append_column(schema.field(c), pa.nulls(table.num_rows, schema.field(c).type))
     table = table.select(schema.names)  # extra columns (a pandas index) are not the table's; its rows decide
     for f in schema:
         have = table.schema.field(f.name).type
@@ -210,9 +212,14 @@ def checkpoint_files(folder: Path) -> dict[str, dict]:
 def verify_checkpoint(folder: Path) -> str | None:
     """None when the folder holds exactly the files its meta.json lists, as listed; else what is wrong,
     naming the file."""
-    listed = read_meta(folder).get("files")
+    meta = read_meta(folder)
+    if not meta:
+        return f"{folder / 'meta.json'} is missing or unreadable"
+    listed = meta.get("files")
+    if listed is None:
+        return None  # written before checkpoints listed their files: nothing to compare with (like older tables)
     if not isinstance(listed, dict) or not listed:
-        return f"{folder / 'meta.json'} is missing or lists no files"
+        return f"{folder / 'meta.json'} lists no files"
     present = {p.name for p in folder.iterdir() if p.name != "meta.json"}
     for name in sorted(present - set(listed)):
         return f"{folder / name} is not one of the files written there"

@@ -204,3 +204,15 @@ def test_the_committed_runs_check_clean():
     assert committed
     for path in committed:
         assert not check(path.parent, Manifest.read(path)), path.parent.name
+
+
+def test_a_checkpoint_from_before_file_lists_is_read_unchecked(tmp_path):
+    """meta.json without `files` (checkpoints written before this check) has nothing to compare with: accepted,
+    as older tables are; a meta.json that is gone or unreadable is not."""
+    folder_ = tmp_path / "epoch_1"
+    folder_.mkdir()
+    (folder_ / "adapter_model.safetensors").write_bytes(b"x")
+    (folder_ / "meta.json").write_text(json.dumps({"epoch": 1, "fingerprint": "f"}))
+    assert verify_checkpoint(folder_) is None
+    (folder_ / "meta.json").write_text("{not json")
+    assert verify_checkpoint(folder_) == f"{folder_ / 'meta.json'} is missing or unreadable"

@@ -107,17 +107,15 @@ def test_remote_code_stays_off_unless_the_config_asks(tmp_path, monkeypatch):
 
     for cls in ("AutoConfig", "AutoTokenizer", "AutoModelForCausalLM", "AutoModelForSequenceClassification"):
         monkeypatch.setattr(getattr(transformers, cls), "from_pretrained", recorder(cls))
-    cfg = config(tmp_path, "model.source=local", f"model.name={tmp_path}", "model.architecture=null", "model.shape={}",
-                 "tokenizer.source=local", f"tokenizer.name={tmp_path}")
     for asked in (False, True):
         calls.clear()
-        if asked:
-            object.__setattr__(cfg.model, "trust_remote_code", True)
-        for call in (lambda: model_mod._model_config(cfg, str(tmp_path)),
-                     lambda: tokenizer_mod.load_tokenizer(cfg, str(tmp_path)),
-                     lambda: model_mod.load_causal_lm(cfg, str(tmp_path), torch.device("cpu"), torch.float32)):
+        cfg = config(tmp_path, "model.source=local", f"model.name={tmp_path}", "model.architecture=null",
+                     "model.shape={}", "tokenizer.source=local", f"tokenizer.name={tmp_path}",
+                     *(["model.trust_remote_code=true"] if asked else []))
+        for call, args in ((model_mod._model_config, ()), (tokenizer_mod.load_tokenizer, ()),
+                           (model_mod.load_causal_lm, (torch.device("cpu"), torch.float32))):
             with pytest.raises(ConfigError, match="could not load"):  # our recorder's OSError, as one line
-                call()
+                call(cfg, str(tmp_path), *args)
         assert {kind for kind, _ in calls} == {"AutoConfig", "AutoTokenizer"}, calls
         assert all(flag is asked for _, flag in calls), calls
         assert model_mod._load_kwargs(cfg, torch.device("cpu"), torch.float32)["trust_remote_code"] is asked
