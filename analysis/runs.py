@@ -21,14 +21,11 @@ from analysis import integrity, validate
 from analysis.errors import ReportError
 from analysis.markdown import one_line
 from pipeline.manifest import Manifest, ManifestError, StageRecord
-from pipeline.schema import TABLES
+from pipeline.schema import LATER_COLUMNS, TABLES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = PROJECT_ROOT / "results"
 SELECTION_FILE = "report.yaml"
-# Columns the schema gained after runs were recorded without them, and what they mean in such a table:
-# resources rows of a one-process run were all sampled by rank 0, on a device index nobody recorded.
-LATER_COLUMNS = {"resources": {"rank": 0, "gpu_index": None}}
 
 
 @dataclass

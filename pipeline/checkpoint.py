@@ -3,7 +3,9 @@
 A folder holds the adapter (peft format), and state.pt with the optimizer, scheduler, grad-scaler and
 RNG states, the per-epoch and per-step records and the data order. It is written as `<name>.tmp/` and
 renamed, so a folder without `.tmp` is complete. state.pt holds only tensors and plain Python values, so
-it loads with `torch.load(weights_only=True)`: a planted file cannot run code.
+it loads with `torch.load(weights_only=True)`: a planted file cannot run code, and one that tries is refused
+with one line. meta.json lists every other file of the folder with its sha256 and size: a folder whose files
+differ (a disk error, a truncated copy, a swapped file) is never resumed from or evaluated.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.outputs import checkpoint_files, read_meta, verify_checkpoint
 
 
 def rng_state() -> dict:
@@ -40,33 +44,68 @@ def set_rng_state(state: dict) -> None:
 
 
 def completed_epochs(ckpt: Path, fingerprint: str) -> int:
-    """The last epoch whose checkpoint is complete and belongs to this exact training setup."""
-    best = 0
+    """The last epoch whose checkpoint is complete, intact and belongs to this exact training setup. A damaged
+    one is passed over, with a note: training falls back to the epoch before it."""
+    candidates = []
     for d in ckpt.glob("epoch_*"):
-        if d.suffix == ".tmp" or not (d / "state.pt").is_file():
+        if d.suffix == ".tmp" or not d.is_dir():
             continue
-        meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
-        if meta.get("fingerprint") == fingerprint:
-            best = max(best, int(meta["epoch"]))
-    return best
+        meta = read_meta(d)
+        if meta.get("fingerprint") == fingerprint and isinstance(meta.get("epoch"), int):
+            candidates.append((meta["epoch"], d))
+    for epoch, d in sorted(candidates, reverse=True):
+        problem = verify_checkpoint(d)
+        if problem is None:
+            return epoch
+        _note(f"note: the checkpoint of epoch {epoch} is damaged ({problem}): not resumed from")
+    return 0
+
+
+def _note(text: str) -> None:
+    from pipeline import distributed
+    if distributed.current().main:
+        print(text, flush=True)
 
 
 def load_state(folder: Path) -> dict:
-    return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    """state.pt, tensors and plain values only. Anything else (a pickle that would run code, a damaged file)
+    is refused with one line; nothing in it runs."""
+    import pickle
+
+    from pipeline.errors import StageError
+    path = folder / "state.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise StageError(f"{path}: refused to load: not a plain checkpoint state ({type(e).__name__}: {first}) "
+                         f"(fix: delete {folder} to resume from the epoch before, or run with --restart)") from None
 
 
 def write_dir(final: Path, write) -> None:
     """Write a checkpoint folder atomically: into <final>.tmp, then one rename."""
+    from pipeline import faults
+    from pipeline.errors import output_error
+    from pipeline.store import umask
     tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write(tmp)
+        for f in tmp.iterdir():  # safetensors writes 0600 whatever the umask; results follow the user's umask
+            os.chmod(f, 0o666 & ~umask())
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(e, getattr(e, "filename", None) or tmp) or e from None
+    faults.point(final)  # a kill here leaves <final>.tmp behind, as a real one would
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
 
 
 def write_meta(folder: Path, epoch: int, fingerprint: str) -> None:
-    (folder / "meta.json").write_text(json.dumps({"epoch": epoch, "fingerprint": fingerprint}))
+    """Written last into the folder: it lists the other files' checksums."""
+    (folder / "meta.json").write_text(json.dumps({"epoch": epoch, "fingerprint": fingerprint,
+                                                  "files": checkpoint_files(folder)}))
 
 
 def crash_point(epoch: int) -> None:

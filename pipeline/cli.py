@@ -1,8 +1,9 @@
 """python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline manifest-doc
 
 Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
-argument: one line naming it and the fix, nothing written); 3 training diverged (NaN/inf loss);
-130 interrupted.
+argument, a results folder in use by another run, a damaged checkpoint: one line naming it and the fix,
+nothing written), or an output folder that cannot take a write (disk full, read-only: one line naming the
+file, the previous results kept); 3 training diverged (NaN/inf loss); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("config", help="YAML config, e.g. configs/tiny-cpu.yaml")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config field, e.g. --set train.epochs=3 (repeatable)")
+        if name in ("run", "tune"):
+            sp.add_argument("--wait", action="store_true",
+                            help="if another run holds this results folder, wait for it instead of refusing")
         if name == "tune":
             sp.add_argument("grid", help="YAML of trials, e.g. configs/smollm2-tuning.yaml")
             sp.add_argument("--print-overrides", action="store_true",
@@ -82,13 +86,13 @@ def _command(args) -> int:
                 raise ConfigError(f"--jobs: must be 1 or more, got {args.jobs}")
             from pipeline.tune import TrialsFailed
             try:
-                tune(args.config, args.grid, args.overrides, jobs=args.jobs)
+                tune(args.config, args.grid, args.overrides, jobs=args.jobs, wait=args.wait)
             except TrialsFailed as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
     else:
         from pipeline.runner import Runner
-        Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart)
+        Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart, wait=args.wait)
     return 0
 
 

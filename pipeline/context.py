@@ -24,7 +24,10 @@ class RunContext:
 
     @cached_property
     def samples(self) -> pd.DataFrame:
-        """The samples table as the data stage wrote it (set by that stage when it runs in this process)."""
+        """The samples table as the data stage wrote it, or as its prepare() read it when it runs in this call
+        (so the other stages' checks, which run before any write, see the rows the run will use)."""
+        if self.sampled is not None:
+            return self.sampled[0]
         return self.store.read("samples")
 
     @cached_property

@@ -13,18 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import ConfigError, ExperimentConfig, from_hub
+from pipeline.outputs import file_sha256
 from pipeline.schema import TABLES
 
 ROLES = ("train", "validation", "test")
 REQUIRED = ("premise", "hypothesis", "label")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def source_files(cfg: ExperimentConfig) -> dict[str, Path]:
@@ -53,7 +46,7 @@ def _load_split(cfg: ExperimentConfig, split: str) -> pd.DataFrame:
         df = ds.to_pandas()
     else:
         path = source_files(cfg)[split]
-        df = pd.read_parquet(path)
+        df = _read_parquet(path)
         if "idx" in df.columns and not (df["idx"].to_numpy() == range(len(df))).all():
             raise ConfigError(f"data.path: {path} holds a subset (its idx is not 0..{len(df) - 1}); "
                               "point data.path at the full split so strides index the split as published")
@@ -61,6 +54,37 @@ def _load_split(cfg: ExperimentConfig, split: str) -> pd.DataFrame:
     if missing:
         raise ConfigError(f"data: split {split!r} lacks columns {missing} (needs premise, hypothesis, label)")
     return df.reset_index(drop=True)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        if path.stat().st_size == 0:
+            raise ConfigError(f"data.path: {path} is empty (0 bytes) (fix: replace it with the split's parquet file)")
+        return pd.read_parquet(path)
+    except ConfigError:
+        raise
+    except Exception as e:  # pyarrow raises several types for a file that is not parquet
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ConfigError(f"data.path: {path} is not a readable parquet file ({first}) (fix: point data.path "
+                          f"at a folder of parquet files)") from None
+
+
+def _plain(v):
+    """A numpy scalar as the Python value it holds (shown as 7, not np.int64(7))."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def _check_texts(rows: pd.DataFrame, split: str) -> None:
+    """Premise and hypothesis are text: a null would be fed to the model as the word "None", a number as
+    its digits, silently changing the experiment."""
+    for col in ("premise", "hypothesis"):
+        bad = rows[~rows[col].map(lambda v: isinstance(v, str))]
+        if len(bad):
+            v = _plain(bad[col].iloc[0])
+            what = "is null" if v is None or (isinstance(v, float) and v != v) else \
+                f"is {type(v).__name__} {v!r}, not text"
+            raise ConfigError(f"data: split {split!r} row {bad.index[0]}: {col} {what} ({len(bad)} such rows "
+                              f"among those sampled; fix: repair the file, or sample other rows)")
 
 
 def load_samples(cfg: ExperimentConfig) -> tuple[pd.DataFrame, dict]:
@@ -83,7 +107,12 @@ def load_samples(cfg: ExperimentConfig) -> tuple[pd.DataFrame, dict]:
         bad = rows[~rows["label"].isin([-1, 0, 1, 2])]
         if len(bad):
             raise ConfigError(f"data: split {s.source_split!r} has labels outside -1..2 "
-                              f"(e.g. {bad['label'].iloc[0]!r}); expected SNLI's 0/1/2 and -1")
+                              f"(e.g. {_plain(bad['label'].iloc[0])!r}); expected SNLI's 0/1/2 and -1")
+        if not len(labelled):
+            raise ConfigError(f"data.{role}: all {len(rows)} rows sampled from split {s.source_split!r} have no gold "
+                              f"label (-1), so none is left (fix: change data.{role}'s stride, offset or limit, "
+                              f"or use a labelled split)")
+        _check_texts(labelled, s.source_split)
         frames.append(pd.DataFrame({
             "split": role, "source_split": s.source_split,
             "idx": labelled.index.to_numpy(dtype="int64"),  # position in the split as published

@@ -6,6 +6,9 @@ table) only has to subclass it.
 """
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 
 class BadInput(ValueError):
     """str(err) is the one line shown to the user: what is wrong, where, and the fix."""
@@ -37,6 +40,27 @@ class from_hub:
         raise ConfigError(f"{self.field}: could not load {self.name!r} from the Hugging Face hub or its cache "
                           f"({exc_type.__name__}: {first}) (fix: connect to the hub once, or point the config "
                           f"at local files: source: local / gguf)") from None
+
+
+class OutputError(BadInput):
+    """The results or checkpoint folder cannot take a write: the disk is full, or it is read-only."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def output_error(e: OSError, path: Path | str) -> OutputError | None:
+    """The one line for a write that the filesystem refused (None: some other OSError, left as it is).
+    Writes are atomic (a temporary file renamed over the old one), so whatever was there is kept."""
+    if e.errno in _FULL:
+        return OutputError(f"no space left on device: {path} (the previous results are kept; fix: free space "
+                           f"there, or set output.results_dir / output.checkpoint_dir to a disk with room)")
+    if e.errno in _READ_ONLY:
+        return OutputError(f"cannot write {path}: {e.strerror or 'read-only'} (the previous results are kept; "
+                           f"fix: make that folder writable, or set output.results_dir / output.checkpoint_dir "
+                           f"elsewhere)")
+    return None
 
 
 class StageError(BadInput):

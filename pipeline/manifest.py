@@ -4,11 +4,16 @@ it through `Manifest.read`, so the two can never disagree about a run.
 
 Each field's `help` is the documentation of the file (`python -m pipeline manifest-doc` prints it).
 Torch-free: `analysis/` imports it.
+
+(Just over the project's ~300-line guide: the fields with their help text, the shape checks a damaged or
+hand-edited file meets on the way in, and the liveness rule are the file's one definition, read together.)
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import socket
 import typing
 from dataclasses import dataclass, field, fields
@@ -182,6 +187,12 @@ class Manifest:
                                    "Absent in runs made before checksums were recorded.")
     processes: dict | None = _f(None, "world_size, and per rank its device and GPU, for a run launched over several "
                                       "processes (accelerate launch); absent = one process.")
+    row_sets: dict | None = _f(None, "For the tables stages share (predictions, resources): owner (model or stage) -> "
+                                     "{rows, sha256 of those rows' values}, recorded with every write, so a damaged "
+                                     "shared table re-runs only the stages whose rows changed.")
+    checkpoints: dict | None = _f(None, "Checkpoint folder (epoch_1, ..., final) -> file -> {sha256, bytes}, as the "
+                                        "train stage wrote them (each folder's meta.json holds the same list; a file "
+                                        "that differs is never resumed from).")
     extra: dict = _f({}, "Keys this version does not know (kept, never dropped).")
 
     # --- (de)serialisation ---
@@ -201,6 +212,7 @@ class Manifest:
                 raise ManifestError(f"{where}: malformed manifest, stages.{name} must be a mapping")
             _check_kinds(StageRecord, rec, where, f"stages.{name}.")
             stages[name] = StageRecord.from_dict(rec)
+        _check_records(d, where)
         nullable = {f.name for f in fields(cls) if f.default is None}
         values = {k: d[k] for k in known if k in d and (d[k] is not None or k in nullable)}
         m = cls(**values, stages=stages, extra={k: v for k, v in d.items() if k not in known and k != "stages"})
@@ -209,7 +221,8 @@ class Manifest:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "stages")}
-        for key in ("stages_requested", "tuning", "tables", "processes"):  # absent = not recorded: keep it absent
+        for key in ("stages_requested", "tuning", "tables", "processes", "row_sets", "checkpoints"):
+            # absent = not recorded: keep it absent
             if out[key] is None:
                 del out[key]
         out["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
@@ -223,11 +236,15 @@ class Manifest:
         if not path.exists():
             return cls()
         try:
-            d = json.loads(path.read_text())
+            text = path.read_text()
+            d = json.loads(text, parse_constant=_refuse_constant)
         except (OSError, UnicodeDecodeError) as e:
             raise ManifestError(f"{path}: cannot be read ({e})") from None
         except json.JSONDecodeError as e:
             raise ManifestError(f"{path}: malformed manifest, not valid JSON (line {e.lineno}: {e.msg})") from None
+        except _NotJSONNumber as e:
+            raise ManifestError(f"{path}: malformed manifest, {e} is not a JSON number{_line_of(text, str(e))} "
+                                f"(a measurement that is missing is written as null)") from None
         return cls.from_dict(d, str(path))
 
     # --- views ---
@@ -247,6 +264,53 @@ class Manifest:
     def is_done(self, name: str, fingerprint: str) -> bool:
         rec = self.stages.get(name)
         return rec is not None and rec.status == "done" and rec.fingerprint == fingerprint
+
+
+class _NotJSONNumber(ValueError):
+    pass
+
+
+def _refuse_constant(token: str):
+    """Python's json reads NaN and Infinity, which JSON does not have; a manifest holding one was not written
+    by the store (it writes null for a missing measurement) and would put NaN into the report."""
+    raise _NotJSONNumber(token)
+
+
+def _line_of(text: str, token: str) -> str:
+    for i, line in enumerate(text.splitlines(), 1):
+        if re.search(rf"[:\[,]\s*{re.escape(token)}\s*(,|\]|}}|$)", line):
+            return f" (line {i})"
+    return ""
+
+
+_RECORD_KEYS = {"tables": ("sha256", "rows", "bytes"), "row_sets": ("sha256", "rows")}
+
+
+def _check_records(d: dict, where: str) -> None:
+    """`tables` and `row_sets` entries have their declared shape (the store and the report compare against them)."""
+    for key, needs in _RECORD_KEYS.items():
+        block = d.get(key) or {}
+        entries = block.items() if key == "tables" else \
+            [(f"{t}.{o}", r) for t, per in block.items()
+             for o, r in (per.items() if isinstance(per, dict) else [("", per)])]
+        for name, rec in entries:
+            ok = isinstance(rec, dict) and isinstance(rec.get("sha256"), str) and all(
+                isinstance(rec.get(k), int) and not isinstance(rec.get(k), bool) and rec[k] >= 0
+                for k in needs if k != "sha256")
+            if not ok:
+                raise ManifestError(f"{where}: malformed manifest, `{key}.{name}` must be a mapping of "
+                                    f"{', '.join(needs)}")
+
+
+def finite(obj):
+    """`obj` with every NaN or infinite float replaced by None: what the store writes (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def documentation() -> str:

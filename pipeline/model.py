@@ -67,8 +67,9 @@ def _gguf_to_folder(cfg: ExperimentConfig, gguf: Path) -> Path:
     if (out / "config.json").is_file():
         return out
     print(f"Dequantizing {gguf.name} once into {out} (about 20 s on CPU)...", flush=True)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
+                                                 **remote_code(cfg))
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, **remote_code(cfg))
     # The GGUF loader marks the model as quantized; it is plain float32 now, and save_pretrained
     # refuses a quantized model (DESIGN.md), so drop the marks before saving.
     model.hf_quantizer = None
@@ -135,7 +136,7 @@ def quantization_config(cfg: ExperimentConfig, dtype: torch.dtype):
 
 def _load_kwargs(cfg: ExperimentConfig, device: torch.device, dtype: torch.dtype) -> dict:
     kw = dict(dtype=dtype, device_map={"": device.index or 0} if device.type == "cuda" else {"": "cpu"},
-              quantization_config=quantization_config(cfg, dtype))
+              quantization_config=quantization_config(cfg, dtype), **remote_code(cfg))
     if cfg.model.revision and cfg.model.source == "hub":
         kw["revision"] = cfg.model.revision
     if cfg.model.attn_implementation:
@@ -143,11 +144,18 @@ def _load_kwargs(cfg: ExperimentConfig, device: torch.device, dtype: torch.dtype
     return kw
 
 
+def remote_code(cfg: ExperimentConfig) -> dict:
+    """`trust_remote_code` for every from_pretrained: off (transformers then never runs Python shipped with a
+    model) unless the config asks with model.trust_remote_code."""
+    return {"trust_remote_code": cfg.model.trust_remote_code}
+
+
 def _model_config(cfg: ExperimentConfig, location: str, **updates):
     from transformers import AutoConfig
     with from_hub("model.name", location):
-        config = AutoConfig.from_pretrained(location, **({"revision": cfg.model.revision}
-                                                         if cfg.model.revision and cfg.model.source == "hub" else {}))
+        config = AutoConfig.from_pretrained(location, **remote_code(cfg),
+                                            **({"revision": cfg.model.revision}
+                                               if cfg.model.revision and cfg.model.source == "hub" else {}))
     if cfg.model.fast_gelu and getattr(config, "hidden_act", None) == "gelu_new":
         config.hidden_act = "gelu_pytorch_tanh"
     for k, v in updates.items():

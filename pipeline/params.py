@@ -28,9 +28,9 @@ def arch_config(cfg: ExperimentConfig):
         config = random_config(cfg)
     else:
         from pipeline.config import from_hub
-        from pipeline.model import base_location
+        from pipeline.model import base_location, remote_code
         with from_hub("model.name", base_location(cfg)):
-            config = AutoConfig.from_pretrained(base_location(cfg))
+            config = AutoConfig.from_pretrained(base_location(cfg), **remote_code(cfg))
     config.num_labels = cfg.model.num_labels
     return config
 

@@ -4,13 +4,18 @@
   exactly the stages downstream of it;
 - what is refused before the first write: a stage whose input stage is missing, each stage's own
   `prepare` checks (bad data, missing checkpoints), a device that is not there;
+- outputs checked against the manifest's records (pipeline/outputs.py): a done stage whose tables are
+  damaged or missing runs again, and says why;
+- one run per results folder at a time (pipeline/lock.py), and the stray temporary files of a killed run
+  cleaned before the first write;
 - the bookkeeping around every stage: its manifest record (running -> done | failed), its timing, and
   its resource samples. The done mark is the stage's last write: a stage is done only when everything
-  it owns is on disk.
+  it owns is on disk. The run's header (config, code, environment, command) goes into the manifest with
+  the first stage's `running` record: nothing is written before every check has passed.
 Under `accelerate launch --num_processes N` every rank runs the same plan and the same stage code (the
-models shard their rows and sum their gradients, pipeline/distributed.py); rank 0 alone writes: the other
-ranks' store is read-only, their printing is silenced, and their resource samples are merged into rank
-0's resources table, tagged with their rank and GPU.
+models shard their rows and sum their gradients, pipeline/distributed.py); rank 0 alone writes and holds
+the lock: the other ranks' store is read-only, their printing is silenced, and their resource samples are
+merged into rank 0's resources table, tagged with their rank and GPU.
 """
 from __future__ import annotations
 
@@ -19,11 +24,13 @@ import os
 import shlex
 import time
 
-from pipeline import distributed
+from pipeline import distributed, faults
 from pipeline.config import PROJECT_ROOT, ExperimentConfig, fingerprint
 from pipeline.context import RunContext
-from pipeline.errors import StageError
+from pipeline.errors import BadInput, StageError
 from pipeline.fingerprints import stage_fingerprints
+from pipeline.lock import RunLock
+from pipeline.outputs import check as check_outputs
 from pipeline.stages import NAMES, body, order, stage
 from pipeline.status import describe
 from pipeline.store import RunStore
@@ -37,31 +44,59 @@ class Runner:
         self.fingerprints = stage_fingerprints(cfg)
         # What the stage bodies share; after a run, also what it built (samples, tokenizer, device, ...).
         self.ctx = RunContext(cfg, self.store, self.fingerprints)
+        self.damage: dict[str, list[str]] = {}  # done stages whose outputs are damaged -> what is wrong
 
     def plan(self, stages: list[str] | None, restart: bool) -> tuple[list[str], list[str]]:
-        """(stages asked for, stages to run), in pipeline order; StageError if an input stage is missing."""
+        """(stages asked for, stages to run), in pipeline order; StageError if an input stage is missing.
+        A done stage whose outputs are damaged runs again (`self.damage` says why)."""
         wanted = order(stages) if stages else list(NAMES)
         manifest = self.store.manifest()
+        found = check_outputs(self.store.folder, manifest)
+        self.damage = found.stages
         fps = self.fingerprints
-        todo = [s for s in wanted if restart or not manifest.is_done(s, fps[s])]
+
+        def ready(s: str) -> bool:
+            return manifest.is_done(s, fps[s]) and s not in found.stages
+
+        todo = [s for s in wanted if restart or not ready(s)]
         for s in todo:
             for up in stage(s).upstream:
-                if up not in todo and not manifest.is_done(up, fps[up]):
-                    raise StageError(f"stage {s} needs stage {up}, which is {describe(manifest, up, fps[up])} "
+                if up not in todo and not ready(up):
+                    state = describe(manifest, up, fps[up], found.stages.get(up))
+                    raise StageError(f"stage {s} needs stage {up}, which is {state} "
                                      f"(fix: --stages {up},{s} or run all stages)")
         return wanted, todo
 
-    def run(self, stages: list[str] | None = None, restart: bool = False) -> dict:
+    def run(self, stages: list[str] | None = None, restart: bool = False, wait: bool = False) -> dict:
+        """`wait`: when another process holds this results folder, wait for it instead of refusing."""
         if self.dist.main:
-            return self._run(stages, restart)
+            return self._run(stages, restart, wait)
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # rank 0 speaks for all
-            return self._run(stages, restart)
+            return self._run(stages, restart, wait)
 
-    def _run(self, stages: list[str] | None, restart: bool) -> dict:
+    def _run(self, stages: list[str] | None, restart: bool, wait: bool) -> dict:
         t0 = time.perf_counter()
-        # Every rank plans (so a bad stage order fails on every rank alike), then all take rank 0's plan:
-        # the ranks must run the same stages even if the manifest changed between their reads.
-        wanted, todo = distributed.broadcast_object(self.plan(stages, restart))
+        faults.new_run()
+        lock = RunLock(self.store.folder, self._command(stages)) if self.dist.main else None
+        try:
+            # Rank 0 takes the lock before it reads the manifest to plan; every rank plans (so a bad stage
+            # order fails on every rank alike), then all take rank 0's plan, or its refusal.
+            outcome: tuple = ()
+            try:
+                if lock is not None:
+                    lock.acquire(wait)
+                outcome = ("plan", self.plan(stages, restart))
+            except BadInput as e:
+                outcome = ("refused", e)
+            kind, value = distributed.broadcast_object(outcome)
+            if kind == "refused":
+                raise value
+            return self._run_planned(*value, restart, t0)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run_planned(self, wanted: list[str], todo: list[str], restart: bool, t0: float) -> dict:
         ctx = self.ctx
         ctx.restart, ctx.todo = restart, tuple(todo)
         for s in todo:
@@ -73,7 +108,9 @@ class Runner:
                   f"(nothing to do, {time.perf_counter() - t0:.1f} s). Use --restart to run again.")
             return {"ran": []}
         runtime = self._runtime(ctx)  # a device that is not there is refused here, before any write
-        self.store.update_manifest(**self._header(wanted), **runtime, processes=self._processes(ctx))
+        header = {**self._header(wanted), **runtime, "processes": self._processes(ctx)}
+        if self.dist.main:
+            self._clean_strays()
 
         from pipeline.sampler import ResourceSampler
         sampler = ResourceSampler(interval_s=self.cfg.runtime.sample_interval_s,
@@ -81,7 +118,8 @@ class Runner:
         try:
             for s in wanted:
                 if s in todo:
-                    self._run_stage(s, ctx, sampler)
+                    self._run_stage(s, ctx, sampler, header)
+                    header = {}  # written once, with the first stage that runs
                 else:
                     print(f"[{s}] up to date (fingerprint {self.fingerprints[s]}), skipped")
         finally:
@@ -89,24 +127,39 @@ class Runner:
         self._print_summary(time.perf_counter() - t0)
         return {"ran": todo}
 
-    def _run_stage(self, name: str, ctx: RunContext, sampler) -> None:
-        print(f"[{name}] running...", flush=True)
-        self.store.begin_stage(name, self.fingerprints[name])
-        t0 = time.perf_counter()
-        try:
-            with sampler.stage(name):
-                facts = body(name).run(ctx) or {}
-        except BaseException as e:
-            self.store.fail_stage(name, round(time.perf_counter() - t0, 3), e)
-            # What led up to the failure stays readable: the stage's resource samples.
-            self.store.replace_rows("resources", sampler.frame(name), [name])
-            raise
-        seconds = round(time.perf_counter() - t0, 3)
-        frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
-        self.store.replace_rows("resources", _concat(frames), [name])
-        peaks = distributed.gather_objects(sampler.peaks(name))
-        by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
-        self.store.finish_stage(name, seconds, **facts, peaks=peaks[0], **by_rank)
+    def _clean_strays(self) -> None:
+        """Temporary files and half-written checkpoint folders left by a killed run: never read, only in the way."""
+        import shutil
+
+        from pipeline.outputs import stray_dirs
+        from pipeline.store import stray_files
+        for p in stray_files(self.store.folder):
+            p.unlink(missing_ok=True)
+        for d in stray_dirs(self.cfg.checkpoint_path):
+            shutil.rmtree(d, ignore_errors=True)
+
+    def _run_stage(self, name: str, ctx: RunContext, sampler, header: dict) -> None:
+        why = "; ".join(self.damage.get(name, ()))
+        print(f"[{name}] running{f' again: {why}' if why else ''}...", flush=True)
+        with faults.stage(name):
+            self.store.begin_stage(name, self.fingerprints[name], **header)
+            t0 = time.perf_counter()
+            try:
+                with sampler.stage(name):
+                    facts = body(name).run(ctx) or {}
+            except BaseException as e:
+                # What led up to the failure stays readable: the record says why, the stage's resource samples
+                # show how. Best effort: on a full disk these writes fail too, and the first error is the news.
+                with contextlib.suppress(OSError, BadInput):
+                    self.store.fail_stage(name, round(time.perf_counter() - t0, 3), e)
+                    self.store.replace_rows("resources", sampler.frame(name), [name])
+                raise
+            seconds = round(time.perf_counter() - t0, 3)
+            frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
+            self.store.replace_rows("resources", _concat(frames), [name])
+            peaks = distributed.gather_objects(sampler.peaks(name))
+            by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
+            self.store.finish_stage(name, seconds, **facts, peaks=peaks[0], **by_rank)
         print(f"[{name}] done in {seconds:.1f} s", flush=True)
 
     def _runtime(self, ctx: RunContext) -> dict:
@@ -132,14 +185,19 @@ class Runner:
               "gpu": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None}
         return {"world_size": self.dist.world, "ranks": distributed.gather_objects(me)}
 
-    def _header(self, wanted: list[str]) -> dict:
-        """The manifest fields that describe this call: config, code, environment, command."""
-        from pipeline.environment import capture_environment
+    def _command(self, stages: list[str] | None) -> str:
+        """This call as a command line (the manifest's `commands`, the lock's holder)."""
+        wanted = order(stages) if stages else list(NAMES)
         cmd = "python -m pipeline run " + shlex.quote(self.config_path)
         cmd += "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
         if wanted != list(NAMES):
             cmd += " --stages " + ",".join(wanted)
-        commands = list(dict.fromkeys([*self.store.manifest().commands, cmd]))
+        return cmd
+
+    def _header(self, wanted: list[str]) -> dict:
+        """The manifest fields that describe this call: config, code, environment, command."""
+        from pipeline.environment import capture_environment
+        commands = list(dict.fromkeys([*self.store.manifest().commands, self._command(wanted)]))
         config = self.cfg.to_dict()
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
                 "config": config, "config_fingerprint": fingerprint(config),

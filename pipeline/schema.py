@@ -87,3 +87,8 @@ TABLES: dict[str, pa.Schema] = {
         ("chosen", pa.bool_()),
     ]),
 }
+
+# Columns a table gained after runs were recorded without them, and what they mean in such a table (resources
+# rows of a one-process run were all sampled by rank 0, on a device index nobody recorded). The report fills
+# them in when it reads an older table, and so does the store when it carries older rows into a new file.
+LATER_COLUMNS: dict[str, dict[str, object]] = {"resources": {"rank": 0, "gpu_index": None}}

@@ -1,7 +1,10 @@
-"""`pipeline status`: each stage's state against the current config, in words.
+"""`pipeline status`: each stage's state against the current config, in words, and what is wrong on disk.
 
 The state comes from the manifest's one rule (pipeline/manifest.py: StageRecord.state(), the same the
-report uses); a done stage is then "up to date" or "stale" by its fingerprint against the config's.
+report uses); a done stage is then "up to date" or "stale" by its fingerprint against the config's, and
+"damaged" when its outputs differ from the manifest's records (pipeline/outputs.py, the check `run` makes
+before it decides what to run). Below the stages: who holds the run's lock, damaged checkpoints, and
+temporary files a killed run left.
 """
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ from pipeline.stages import NAMES
 from pipeline.store import RunStore
 
 
-def describe(manifest: Manifest, name: str, fingerprint: str) -> str:
-    """up to date | stale (inputs changed) | interrupted (run again to resume) | not run | not requested |
-    failed | running | running elsewhere."""
+def describe(manifest: Manifest, name: str, fingerprint: str, damage: list[str] | None = None) -> str:
+    """up to date | stale (inputs changed) | damaged: ... (run again to rewrite it) | interrupted (run again to
+    resume) | not run | not requested | failed | running | running elsewhere."""
     state = manifest.stage_state(name)
+    if state == "done" and damage:
+        return f"damaged: {'; '.join(damage)} (run again to rewrite it)"
     if state == "done":
         return "up to date" if manifest.is_done(name, fingerprint) else "stale (inputs changed)"
     if state == "interrupted":
@@ -24,8 +29,12 @@ def describe(manifest: Manifest, name: str, fingerprint: str) -> str:
 
 
 def status(cfg: ExperimentConfig) -> str:
+    from pipeline.lock import holder
+    from pipeline.outputs import check, stray_dirs, verify_checkpoint
+    from pipeline.store import stray_files
     store = RunStore(cfg.results_path)
     manifest = store.manifest()
+    found = check(store.folder, manifest)
     fingerprints = stage_fingerprints(cfg)
     lines = [f"{cfg.run}: {store.folder}"]
     for name in NAMES:
@@ -37,5 +46,17 @@ def status(cfg: ExperimentConfig) -> str:
             facts += f", {rec.get('epochs_done', 0)}/{rec.get('epochs_total')} epochs"
         if rec is not None and rec.error:
             facts += f" - {rec.error}"
-        lines.append(f"  {name:<9} {describe(manifest, name, fingerprints[name])}{facts}")
+        lines.append(f"  {name:<9} {describe(manifest, name, fingerprints[name], found.stages.get(name))}{facts}")
+    lines += [f"  damaged: {p}" for p in found.other]
+    who = holder(store.folder)
+    if who:
+        lines.append(f"  in use by {who}")
+    for folder in sorted(manifest.checkpoints or {}):
+        path = cfg.checkpoint_path / folder
+        problem = verify_checkpoint(path) if path.is_dir() else None
+        if problem:
+            lines.append(f"  checkpoint {folder} damaged: {problem} (it will not be resumed from or evaluated)")
+    strays = stray_files(store.folder) + stray_dirs(cfg.checkpoint_path)
+    if strays and not who:
+        lines.append(f"  {len(strays)} temporary file(s) left by an interrupted write (the next run removes them)")
     return "\n".join(lines)

@@ -31,19 +31,21 @@ def build_word_tokenizer(texts: list[str]):
 def load_tokenizer(cfg: ExperimentConfig, model_dir: str | None, texts_for_built: list[str] | None = None):
     from transformers import AutoTokenizer
 
+    from pipeline.model import remote_code
     t = cfg.tokenizer
     if t.source == "built":
         tok = build_word_tokenizer(texts_for_built or [])
     elif t.source == "gguf":
         path = resolve_file(t.name, "tokenizer.name", cfg.path("."))
-        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, **remote_code(cfg))
     elif t.source in ("hub", "local"):
         name = t.name if t.source == "hub" else str(cfg.path(t.name))
         with from_hub("tokenizer.name", name):
-            tok = AutoTokenizer.from_pretrained(name)
+            tok = AutoTokenizer.from_pretrained(name, **remote_code(cfg))
     else:  # the model's own
         with from_hub("model.name", model_dir):
-            tok = AutoTokenizer.from_pretrained(model_dir, revision=cfg.model.revision if cfg.model.source == "hub" else None)
+            tok = AutoTokenizer.from_pretrained(model_dir, revision=cfg.model.revision if cfg.model.source == "hub" else None,
+                                                **remote_code(cfg))
     # Decoder-only models rarely define padding; reuse EOS so batches can be padded.
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token

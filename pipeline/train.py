@@ -162,6 +162,11 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
                   "the data order is the same, dropout draws are not", flush=True)
         if dist.main:
             print(f"Resuming from the checkpoint of epoch {done}/{cfg.train.epochs} in {d}", flush=True)
+            # The tables again, from the checkpoint: a kill between its folder and the tables (or a damaged
+            # table) must not leave them behind the checkpoint the run goes on from.
+            on_epoch(pd.DataFrame(epoch_rows), pd.DataFrame(step_rows),
+                     {"epochs_done": done, "epochs_total": cfg.train.epochs,
+                      "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows))})
 
     # Where the curve starts: validation loss and accuracy before any training (a resumed run keeps
     # the first process's figures; measuring now would measure the trained adapter).

@@ -119,15 +119,24 @@ def _visible(slot: int) -> str:
     return outer[slot] if outer else str(slot)
 
 
-def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | None = None) -> pd.DataFrame:
-    from pipeline.runner import Runner
+def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | None = None,
+         wait: bool = False) -> pd.DataFrame:
+    """Run the trials and record them, holding the base run's lock throughout (pipeline/lock.py): a `run` or
+    another `tune` of the same results folder meanwhile would interleave its manifest writes with ours."""
+    from pipeline.lock import held
     epochs, trials = read_grid(Path(grid_path))
     base = load_config(config_path, overrides)
-    jobs = jobs or default_jobs()
     plans = []
     for k, trial in enumerate(trials, 1):
         sets = _trial_sets(base, overrides, trial, k, epochs)
         plans.append((k, sets, load_config(config_path, sets)))  # every trial's config checked before any runs
+    with held(base.results_path, f"python -m pipeline tune {config_path} {grid_path}", wait):
+        return _tune(config_path, grid_path, base, epochs, trials, plans, jobs or default_jobs())
+
+
+def _tune(config_path: str, grid_path: str, base, epochs: int, trials: list[dict], plans: list,
+          jobs: int) -> pd.DataFrame:
+    from pipeline.runner import Runner
     if jobs == 1:
         for k, sets, cfg in plans:
             print(f"=== trial {k}/{len(trials)}: {', '.join(trial_overrides(trials[k - 1]))}", flush=True)

@@ -9,6 +9,12 @@ from pipeline.stages import owned_rows
 from pipeline.stages.scoring import predict_splits
 
 
+def prepare(ctx) -> None:
+    """Before any write: the tokenizer and the model load (a hub that cannot be reached fails here)."""
+    from pipeline.stages.checks import model_loads
+    model_loads(ctx)
+
+
 def run(ctx) -> dict:
     from pipeline.model import free, load_causal_lm, load_classifier
     from pipeline.predict import predict_head, predict_zeroshot

@@ -9,20 +9,29 @@ from pipeline.stages.scoring import predict_splits
 
 
 def prepare(ctx) -> None:
-    """Unless train runs first in this call, its adapters must be on disk already: say so before any write."""
+    """Unless train runs first in this call, its adapters must be on disk already, intact: say so before any
+    write. The model must load too."""
+    from pipeline.stages.checks import model_loads
     if "train" not in ctx.todo:
         _adapters(ctx)
+    model_loads(ctx)
 
 
 def _adapters(ctx) -> tuple:
+    from pipeline.outputs import verify_checkpoint
     final = ctx.cfg.checkpoint_path / "final"
     if not (final / "adapter_config.json").is_file():
         raise StageError(f"stage evaluate: no final adapter in {final} (fix: run the train stage)")
-    epochs = [ctx.cfg.checkpoint_path / f"epoch_{k}" / "adapter_model.safetensors"
-              for k in range(1, ctx.cfg.train.epochs + 1)]
+    folders = [ctx.cfg.checkpoint_path / f"epoch_{k}" for k in range(1, ctx.cfg.train.epochs + 1)]
+    epochs = [d / "adapter_model.safetensors" for d in folders]
     for path in epochs:
         if not path.is_file():
             raise StageError(f"stage evaluate: checkpoint {path} is missing (fix: --restart the train stage)")
+    for d in [final, *folders]:
+        problem = verify_checkpoint(d)
+        if problem is not None:
+            raise StageError(f"stage evaluate: checkpoint {d.name} is damaged: {problem} (fix: run with --stages "
+                             f"train,evaluate --restart, which trains again)")
     return final, epochs
 
 

@@ -3,6 +3,12 @@ the params table, and the totals in the manifest and the stage record."""
 from __future__ import annotations
 
 
+def prepare(ctx) -> None:
+    """Every LoRA target names a module of the model (peft would skip a misspelt one in the count)."""
+    from pipeline.stages.checks import lora_targets
+    lora_targets(ctx)
+
+
 def run(ctx) -> dict:
     from pipeline.params import account, totals
     df = account(ctx.cfg)

@@ -6,21 +6,35 @@ from __future__ import annotations
 import pandas as pd
 
 
+def prepare(ctx) -> None:
+    """Before any write: the tokenizer and the model load, and every LoRA target names a module."""
+    from pipeline.stages.checks import lora_targets, model_loads
+    lora_targets(ctx)
+    model_loads(ctx)
+
+
 def run(ctx) -> dict:
     from pipeline.model import add_lora, free, load_classifier
+    from pipeline.outputs import checkpoint_records
     from pipeline.params import measured
     from pipeline.train import train
     cfg = ctx.cfg
     model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     counts = measured(model)  # a cross-check of the params stage, read off the loaded model
 
+    def record_checkpoints():  # the manifest's copy of each checkpoint folder's file list (meta.json)
+        ctx.store.update_manifest(checkpoints=checkpoint_records(cfg.checkpoint_path, ctx.fingerprints["train"]))
+
     def on_epoch(epochs: pd.DataFrame, steps: pd.DataFrame, info: dict):
+        record_checkpoints()
         ctx.store.write("epochs", epochs)
         ctx.store.write("steps", steps)
         ctx.store.update_stage("train", **info)
 
     summary = train(cfg, model, ctx.tokenizer, ctx.prompter, ctx.samples, device=ctx.device, dtype=ctx.dtype,
                     fingerprint=ctx.fingerprints["train"], restart=ctx.restart, on_epoch=on_epoch)
+    if ctx.store.writer:
+        record_checkpoints()  # with the final adapter
     del model
     free()
     return {**summary, "measured_params": counts}

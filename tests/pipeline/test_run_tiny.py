@@ -168,11 +168,12 @@ def test_a_stage_is_marked_done_by_its_last_write(tmp_path, monkeypatch):
     from pipeline.runner import Runner
     from pipeline.store import RunStore
     events, done = [], set()  # table writes ("samples", "resources:data") and done marks ("done:data"), in order
-    real_write, real_manifest = RunStore.write, RunStore.write_manifest
+    real_write, real_manifest = RunStore._write, RunStore.write_manifest
 
-    def write(self, name, df):
-        events.append(f"resources:{','.join(sorted(set(df['stage'])))}" if name == "resources" else name)
-        real_write(self, name, df)
+    def write(self, name, table, row_sets=None):  # every table write, whole or by rows, goes through here
+        owners = sorted(set(table.column("stage").to_pylist())) if name == "resources" else []
+        events.append(f"resources:{','.join(owners)}" if name == "resources" else name)
+        real_write(self, name, table, row_sets)
 
     def write_manifest(self, m):
         now = {s for s, rec in m.stages.items() if rec.status == "done"}
@@ -180,7 +181,7 @@ def test_a_stage_is_marked_done_by_its_last_write(tmp_path, monkeypatch):
         done.update(now)
         real_manifest(self, m)
 
-    monkeypatch.setattr(RunStore, "write", write)
+    monkeypatch.setattr(RunStore, "_write", write)
     monkeypatch.setattr(RunStore, "write_manifest", write_manifest)
     Runner(load_config(CONFIG, tiny_overrides(tmp_path)), CONFIG).run(["data", "params"])
     assert events == ["samples", "resources:data", "done:data", "params", "resources:data,params", "done:params"]

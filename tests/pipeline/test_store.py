@@ -91,3 +91,75 @@ def test_running_stage_of_a_dead_process_is_interrupted(tmp_path):
     assert store.stage("train").state() == "interrupted"
     store.update_stage("train", host="another-machine")
     assert store.stage("train").state() == "running elsewhere"
+
+
+def test_every_table_write_is_recorded_after_the_file(tmp_path):
+    """The manifest's `tables` entry is the sha256, rows and bytes of the file as written; shared tables get a
+    digest per owner's rows too."""
+    import hashlib
+    store = RunStore(tmp_path / "run")
+    store.replace_rows("predictions", pd.concat([preds("baseline_head"), preds("finetuned", 2)]),
+                       ["baseline_head", "finetuned"])
+    m = store.manifest()
+    data = store.table_path("predictions").read_bytes()
+    assert m.tables["predictions"] == {"sha256": hashlib.sha256(data).hexdigest(), "rows": 5, "bytes": len(data)}
+    assert {o: r["rows"] for o, r in m.row_sets["predictions"].items()} == {"baseline_head": 3, "finetuned": 2}
+    with pytest.raises(TypeError, match="kept by the store's table writes"):
+        store.update_manifest(tables={})
+
+
+def test_replace_rows_keeps_only_rows_the_manifest_vouches_for(tmp_path):
+    """Another stage's rows that were changed on disk, and rows no stage owns, are not carried into the new
+    file (whose record would then vouch for them): the changed owner's stage shows as damaged instead."""
+    from pipeline.manifest import StageRecord
+    from pipeline.outputs import check
+    store = RunStore(tmp_path / "run")
+    store.replace_rows("predictions", pd.concat([preds("baseline_head"), preds("baseline_zeroshot")]),
+                       ["baseline_head", "baseline_zeroshot"])
+    path = store.table_path("predictions")
+    df = pd.read_parquet(path)
+    df.loc[df["model"] == "baseline_zeroshot", "p_neutral"] = 0.9
+    pd.concat([df, preds("planted")]).to_parquet(path, index=False)
+    store.replace_rows("predictions", preds("finetuned"), ["finetuned"])
+    assert sorted(set(store.read("predictions")["model"])) == ["baseline_head", "finetuned"]
+    m = store.manifest()
+    m.stages = {s: StageRecord(status="done") for s in ("baseline", "evaluate")}
+    store.write_manifest(m)
+    found = check(store.folder, store.manifest()).stages  # (no resources table here: that is missing too)
+    about = {s: [p for p in problems if p.startswith("predictions")] for s, problems in found.items()}
+    assert about == {"baseline": ["predictions.parquet is missing the rows of model 'baseline_zeroshot'"],
+                     "evaluate": []}
+
+
+def test_the_manifest_never_holds_nan(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.update_manifest(params_summary={"loss": float("nan"), "peak": float("inf"), "ok": 1.5})
+    text = store.manifest_path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert store.manifest().params_summary == {"loss": None, "peak": None, "ok": 1.5}
+
+
+def test_a_damaged_table_read_is_one_line(tmp_path):
+    from pipeline.errors import StageError
+    store = RunStore(tmp_path / "run")
+    store.write("params", pd.DataFrame({"component": ["x"], "stored_elements": [1], "logical_params": [1],
+                                        "trainable": [0], "bytes": [2], "dtype": ["16-bit"]}))
+    store.table_path("params").write_bytes(b"")
+    with pytest.raises(StageError, match=r"params.parquet is damaged: empty file \(0 bytes\) \(fix: run again; "
+                                         r"params rewrites it\)$"):
+        store.read("params")
+
+
+def test_write_points_are_named_and_logged(tmp_path, monkeypatch):
+    from pipeline import faults
+    log = tmp_path / "points.txt"
+    monkeypatch.setenv(faults.WRITE_LOG, str(log))
+    faults.reset()
+    store = RunStore(tmp_path / "run")
+    with faults.stage("params"):
+        store.update_manifest(run="r")
+        store.update_manifest(run="r")
+    store.update_manifest(run="r")
+    assert log.read_text().splitlines() == faults.history == [
+        "params:manifest.json:1", "params:manifest.json:2", "-:manifest.json:1"]
+    faults.reset()
