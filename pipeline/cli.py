@@ -85,6 +85,10 @@ def _command(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 on a bad command line
     # Quieter third-party logs: our own progress bars say what is happening.
+    from pipeline import progress, quiet
+    quiet.install()
+    if not progress.is_terminal(sys.stderr):  # transformers' loading bars would smear a log (pipeline/progress.py)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
