@@ -87,6 +87,7 @@ class Runner:
             self.store.replace_rows("resources", sampler.frame(name), [name])
             raise
         seconds = round(time.perf_counter() - t0, 3)
+        self._record_effective(ctx)
         self.store.replace_rows("resources", sampler.frame(name), [name])
         self.store.finish_stage(name, seconds, **facts, peaks=sampler.peaks(name))
         print(f"[{name}] done in {seconds:.1f} s", flush=True)
@@ -101,6 +102,20 @@ class Runner:
         cap = apply_gpu_cap(self.cfg, ctx.device)
         return {"compute_dtype": str(ctx.dtype).removeprefix("torch."), "device": str(ctx.device),
                 "gpu_memory_cap_bytes": cap}
+
+    def _record_effective(self, ctx: RunContext) -> None:
+        """What the run actually used where the config left it open (manifest `effective`: the model's portable
+        identity, what the loaded models are, torch's threads) and the disk the run takes (`footprint`);
+        merged over earlier calls' records, since a stage skipped now keeps what it recorded then."""
+        import torch
+
+        from pipeline.effective import footprint, merge, model_identity
+        m = self.store.manifest()
+        location = ctx.built("location")
+        effective = merge(m.effective or {}, merge(ctx.effective, {"runtime": {"threads": torch.get_num_threads()}}))
+        model = effective.setdefault("model", {})
+        model["name"] = model_identity(self.cfg, location, model.get("name"))
+        self.store.update_manifest(effective=effective, footprint=footprint(self.cfg, location, m.footprint))
 
     def _header(self, wanted: list[str]) -> dict:
         """The manifest fields that describe this call: config, code, environment, command."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def run(ctx) -> dict:
     from pipeline.params import account, totals
-    df = account(ctx.cfg)
+    df = account(ctx.cfg, ctx.dtype)
     ctx.store.write("params", df)
     ctx.store.update_manifest(params_summary=totals(df))
     return totals(df)

@@ -13,6 +13,7 @@ def run(ctx) -> dict:
     cfg = ctx.cfg
     model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     counts = measured(model)  # a cross-check of the params stage, read off the loaded model
+    ctx.note_model(model)
 
     def on_epoch(epochs: pd.DataFrame, steps: pd.DataFrame, info: dict):
         ctx.store.write("epochs", epochs)
