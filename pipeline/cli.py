@@ -1,4 +1,5 @@
-"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline manifest-doc
+"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline export RUN
+python -m pipeline {manifest-doc,data-doc}
 
 Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
 argument: one line naming it and the fix, nothing written); 3 training diverged (NaN/inf loss);
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--restart", action="store_true",
                             help="ignore finished stages and checkpoints; start over")
     sub.add_parser("manifest-doc", help="print the documentation of results/<run>/manifest.json (markdown)")
+    sub.add_parser("data-doc", help="print the data dictionary of the results tables (markdown, docs/DATA.md)")
     return p
 
 
@@ -57,9 +59,9 @@ def parse_stages(text: str | None) -> list[str] | None:
 
 def _command(args) -> int:
     from pipeline.config import load_config
-    if args.command == "manifest-doc":
-        from pipeline.manifest import documentation
-        print(documentation(), end="")
+    if args.command in ("manifest-doc", "data-doc"):
+        from pipeline import datadoc, manifest
+        print((manifest if args.command == "manifest-doc" else datadoc).documentation(), end="")
         return 0
     stages = parse_stages(getattr(args, "stages", None))
     cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
