@@ -87,10 +87,6 @@ class Run:
     def description(self) -> str:
         return (self.manifest.description or self.cfg("description") or "").strip().rstrip(".")
 
-    @property
-    def model_name(self) -> str:
-        return str(self.cfg("model.name", "unknown model"))
-
 
 @dataclass
 class Selection:
