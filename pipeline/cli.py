@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
             sp.add_argument("--restart", action="store_true",
                             help="ignore finished stages and checkpoints; start over")
+    ex = sub.add_parser("export", help="write a run's figures as a tidy CSV and a JSON summary (accuracies with "
+                        "intervals, McNemar, time, parameters, peaks)")
+    ex.add_argument("run", help="a run folder (results/<run>), a config file, or a run name under results/")
+    ex.add_argument("--out", default="exports", help="folder for <run>.csv and <run>.json (default: exports)")
     sub.add_parser("manifest-doc", help="print the documentation of results/<run>/manifest.json (markdown)")
     sub.add_parser("data-doc", help="print the data dictionary of the results tables (markdown, docs/DATA.md)")
     return p
@@ -63,6 +67,8 @@ def _command(args) -> int:
         from pipeline import datadoc, manifest
         print((manifest if args.command == "manifest-doc" else datadoc).documentation(), end="")
         return 0
+    if args.command == "export":
+        return _export(args.run, args.out)
     stages = parse_stages(getattr(args, "stages", None))
     cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
     if args.command == "params":
@@ -81,6 +87,18 @@ def _command(args) -> int:
     else:
         from pipeline.runner import Runner
         Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart)
+    return 0
+
+
+def _export(run: str, out: str) -> int:
+    """Torch-free (analysis/ computes every figure), so it runs in the report environment too."""
+    from analysis.export import export
+    from analysis.runs import ReportError
+    try:
+        paths = export(run, out)
+    except ReportError as e:
+        raise BadInput(str(e)) from None
+    print("\n".join(f"wrote {p}" for p in paths))
     return 0
 
 
