@@ -11,6 +11,7 @@ from pipeline.schema import TABLES
 from tests.conftest import cli, sets, tiny_overrides
 
 CONFIG = "configs/tiny-cpu.yaml"
+pytestmark = pytest.mark.slow  # whole pipeline runs: `make test` runs them, `make test-quick` leaves them out
 
 
 @pytest.fixture(scope="module")
