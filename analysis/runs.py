@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.manifest import Manifest, ManifestError, StageRecord
-from pipeline.schema import TABLES
+from pipeline.schema import TABLES, with_later_columns
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = PROJECT_ROOT / "results"
@@ -130,7 +130,7 @@ def read_table(path: Path, name: str) -> pd.DataFrame | None:
         return None
     schema = TABLES[name]
     try:
-        table = pq.read_table(path)
+        table = with_later_columns(name, pq.read_table(path))
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise ReportError(f"{path}: unreadable parquet file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     missing = [c for c in schema.names if c not in table.column_names]

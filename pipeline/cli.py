@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("grid", help="YAML of trials, e.g. configs/smollm2-tuning.yaml")
             sp.add_argument("--print-overrides", action="store_true",
                             help="only print the recorded chosen trial as --set arguments")
+            sp.add_argument("--jobs", type=int, default=None,
+                            help="trials run at once, each its own process on its own GPU (default: one per "
+                                 "visible GPU, 1 without a GPU)")
         if name == "run":
             sp.add_argument("--stages", default=None,
                             help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
@@ -83,7 +86,14 @@ def _command(args) -> int:
         if args.print_overrides:
             print(" ".join(f"--set {o}" for o in chosen_overrides(args.config, args.overrides)))
         else:
-            tune(args.config, args.grid, args.overrides)
+            if args.jobs is not None and args.jobs < 1:
+                raise ConfigError(f"--jobs: must be 1 or more, got {args.jobs}")
+            from pipeline.tune import TrialsFailed
+            try:
+                tune(args.config, args.grid, args.overrides, jobs=args.jobs)
+            except TrialsFailed as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
     else:
         from pipeline.runner import Runner
         Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart)

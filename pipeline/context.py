@@ -63,11 +63,15 @@ class RunContext:
     def pretrained_location(self) -> str | None:
         """Hub id or folder of pretrained weights; None for random weights (built after the tokenizer,
         whose size they must cover)."""
+        from pipeline import distributed
         from pipeline.model import base_location
-        return None if self.cfg.model.source == "random" else base_location(self.cfg)
+        if self.cfg.model.source == "random":
+            return None
+        return distributed.main_first(lambda: base_location(self.cfg))  # rank 0 fills the model cache
 
     @cached_property
     def location(self) -> str:
         """Where the base model's weights are, whatever their source."""
+        from pipeline import distributed
         from pipeline.model import base_location
-        return self.pretrained_location or base_location(self.cfg, self.tokenizer)
+        return self.pretrained_location or distributed.main_first(lambda: base_location(self.cfg, self.tokenizer))

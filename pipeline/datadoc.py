@@ -60,7 +60,7 @@ def documentation() -> str:
         lines += [f"## {t.name}.parquet", "", t.doc, "",
                   f"Key: {_key(t.key)}. Written by {_writers(t.name)}.", "",
                   "| column | type (arrow) | unit | meaning |", "|---|---|---|---|"]
-        lines += [f"| `{c.name}` | {c.type} | {c.unit or '—'} | {_cell(c.doc)} |" for c in t.columns]
+        lines += [f"| `{c.name}` | {c.type} | {c.unit or '—'} | {_cell(c.doc_for_users)} |" for c in t.columns]
         lines.append("")
     lines += ["## Example: predictions joined to samples (pandas)", "",
               "From the project root; it prints each model's test accuracy and counts the corrected rows:", "",

@@ -71,6 +71,18 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+def main_first(fn):
+    """Run `fn` on rank 0 first, then on the others (which find what rank 0 made: a model cache folder)."""
+    if not current().active:
+        return fn()
+    if current().main:
+        out = fn()
+        barrier()
+        return out
+    barrier()
+    return fn()
+
+
 def all_reduce_(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     """In place, over all ranks (a no-op in one process)."""
     if current().active:

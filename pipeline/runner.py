@@ -7,13 +7,19 @@
 - the bookkeeping around every stage: its manifest record (running -> done | failed), its timing, and
   its resource samples. The done mark is the stage's last write: a stage is done only when everything
   it owns is on disk.
+Under `accelerate launch --num_processes N` every rank runs the same plan and the same stage code (the
+models shard their rows and sum their gradients, pipeline/distributed.py); rank 0 alone writes: the other
+ranks' store is read-only, their printing is silenced, and their resource samples are merged into rank
+0's resources table, tagged with their rank and GPU.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
 
+from pipeline import distributed
 from pipeline.config import PROJECT_ROOT, ExperimentConfig, fingerprint
 from pipeline.context import RunContext
 from pipeline.errors import StageError
@@ -26,7 +32,8 @@ from pipeline.store import RunStore
 class Runner:
     def __init__(self, cfg: ExperimentConfig, config_path: str, overrides: tuple = ()):
         self.cfg, self.config_path, self.overrides = cfg, config_path, tuple(overrides)
-        self.store = RunStore(cfg.results_path)
+        self.dist = distributed.current()
+        self.store = RunStore(cfg.results_path, writer=self.dist.main)
         self.fingerprints = stage_fingerprints(cfg)
         # What the stage bodies share; after a run, also what it built (samples, tokenizer, device, ...).
         self.ctx = RunContext(cfg, self.store, self.fingerprints)
@@ -45,8 +52,16 @@ class Runner:
         return wanted, todo
 
     def run(self, stages: list[str] | None = None, restart: bool = False) -> dict:
+        if self.dist.main:
+            return self._run(stages, restart)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # rank 0 speaks for all
+            return self._run(stages, restart)
+
+    def _run(self, stages: list[str] | None, restart: bool) -> dict:
         t0 = time.perf_counter()
-        wanted, todo = self.plan(stages, restart)
+        # Every rank plans (so a bad stage order fails on every rank alike), then all take rank 0's plan:
+        # the ranks must run the same stages even if the manifest changed between their reads.
+        wanted, todo = distributed.broadcast_object(self.plan(stages, restart))
         ctx = self.ctx
         ctx.restart, ctx.todo = restart, tuple(todo)
         for s in todo:
@@ -58,11 +73,11 @@ class Runner:
                   f"(nothing to do, {time.perf_counter() - t0:.1f} s). Use --restart to run again.")
             return {"ran": []}
         runtime = self._runtime(ctx)  # a device that is not there is refused here, before any write
-        self.store.update_manifest(**self._header(wanted), **runtime)
+        self.store.update_manifest(**self._header(wanted), **runtime, processes=self._processes(ctx))
 
         from pipeline.sampler import ResourceSampler
         sampler = ResourceSampler(interval_s=self.cfg.runtime.sample_interval_s,
-                                  disk_path=self.cfg.checkpoint_path.parent)
+                                  disk_path=self.cfg.checkpoint_path.parent, rank=self.dist.rank)
         try:
             for s in wanted:
                 if s in todo:
@@ -88,8 +103,11 @@ class Runner:
             raise
         seconds = round(time.perf_counter() - t0, 3)
         self._record_effective(ctx)
-        self.store.replace_rows("resources", sampler.frame(name), [name])
-        self.store.finish_stage(name, seconds, **facts, peaks=sampler.peaks(name))
+        frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
+        self.store.replace_rows("resources", _concat(frames), [name])
+        peaks = distributed.gather_objects(sampler.peaks(name))
+        by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
+        self.store.finish_stage(name, seconds, **facts, peaks=peaks[0], **by_rank)
         print(f"[{name}] done in {seconds:.1f} s", flush=True)
 
     def _runtime(self, ctx: RunContext) -> dict:
@@ -116,6 +134,18 @@ class Runner:
         model = effective.setdefault("model", {})
         model["name"] = model_identity(self.cfg, location, model.get("name"))
         self.store.update_manifest(effective=effective, footprint=footprint(self.cfg, location, m.footprint))
+
+    def _processes(self, ctx: RunContext) -> dict | None:
+        """World size and each rank's device, for a run launched over several processes."""
+        if not self.dist.active:
+            return None
+        import socket
+
+        import torch
+        me = {"rank": self.dist.rank, "local_rank": self.dist.local_rank, "host": socket.gethostname(),
+              "device": str(ctx.device),
+              "gpu": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None}
+        return {"world_size": self.dist.world, "ranks": distributed.gather_objects(me)}
 
     def _header(self, wanted: list[str]) -> dict:
         """The manifest fields that describe this call: config, code, environment, command."""
@@ -150,6 +180,17 @@ class Runner:
         if manifest.weights == "random":
             lines.append("  (random weights: a shape-only run; accuracies mean nothing)")
         print("\n".join(lines))
+
+
+def _concat(frames: list):
+    import pandas as pd
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else _empty())
+
+
+def _empty():
+    from pipeline.schema import TABLES
+    return TABLES["resources"].empty_table().to_pandas()
 
 
 def _code_version() -> dict:

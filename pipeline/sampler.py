@@ -56,8 +56,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA: pa.Schema = TABLES["resources"]
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
-MEASURES: tuple[str, ...] = COLUMNS[3:]  # everything after stage, time, elapsed_s
-assert COLUMNS[:3] == ("stage", "time", "elapsed_s"), COLUMNS
+TAGS: tuple[str, ...] = ("rank", "gpu_index")  # who sampled: set per row, not measured
+MEASURES: tuple[str, ...] = COLUMNS[3:-len(TAGS)]  # everything between stage, time, elapsed_s and the tags
+assert COLUMNS[:3] == ("stage", "time", "elapsed_s") and COLUMNS[-len(TAGS):] == TAGS, COLUMNS
 CUDA_PEAK_KEYS = ("torch_max_allocated_bytes", "torch_max_reserved_bytes")
 MIN_CPU_WINDOW_S = 0.05  # below this the kernel's tick-based CPU times are mostly noise
 _LOCK_TIMEOUT_S = 5.0    # the caller's thread never waits longer than this on a stuck probe
@@ -87,7 +88,7 @@ class ResourceSampler:
     """Samples the `resources` columns in a daemon thread, tagged with the innermost open stage."""
 
     def __init__(self, interval_s: float = 0.5, disk_path: Path | str | None = None, *,
-                 include_children: bool = True, gpu: bool = True):
+                 include_children: bool = True, gpu: bool = True, rank: int = 0):
         interval_s = float(interval_s)
         if not (interval_s > 0 and math.isfinite(interval_s)):
             raise ValueError(f"interval_s must be a positive number, got {interval_s!r}")
@@ -95,6 +96,7 @@ class ResourceSampler:
         self.disk_path = (Path(disk_path) if disk_path is not None else Path.cwd()).absolute()
         self.include_children = include_children
         self._gpu_wanted = gpu
+        self.rank = int(rank)  # one sampler per process; a multi-process run merges them by this tag
 
         self._state = threading.Lock()      # stack, rows, peaks: held only briefly, never around probes
         self._probe = threading.Lock()      # serialises sampling (probe state, row order)
@@ -163,7 +165,7 @@ class ResourceSampler:
             cuda = list(self._cuda_peaks.get(stage, [None, None]))
         out: dict[str, float | None] = {}
         for i, col in enumerate(COLUMNS):
-            if col in ("stage", "time"):
+            if col in ("stage", "time") or col in TAGS:
                 continue
             values = [r[i] for r in rows if r[i] is not None and not math.isnan(r[i])]
             out[col] = max(values) if values else None
@@ -276,7 +278,9 @@ class ResourceSampler:
             values = self._measure()
             with self._state:
                 if any(s.token is current.token for s in self._stack):  # still open: keep the row
-                    self._rows.append((current.name, t_wall, max(0.0, t_perf - current.start), *values))
+                    gpu_index = self._cuda_index if _torch_cuda() is not None else None
+                    self._rows.append((current.name, t_wall, max(0.0, t_perf - current.start), *values,
+                                       self.rank, gpu_index))
         finally:
             self._probe.release()
 

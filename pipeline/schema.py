@@ -16,12 +16,25 @@ LABELS = ("entailment", "neutral", "contradiction")  # SNLI / HF ClassLabel orde
 PROB_COLUMNS = tuple(f"p_{name}" for name in LABELS)
 
 
+REQUIRED = None  # a column every table written by this version or an earlier one has
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     type: pa.DataType
     doc: str
     unit: str = ""  # "" when the column has none (names, indices, labels)
+    # A column added later: what it reads as in tables written before it existed (readers fill it in), e.g.
+    # rank 0 for resources sampled before runs could span several processes. REQUIRED otherwise.
+    older_tables: tuple | None = REQUIRED  # (value,): a 1-tuple, so that the value may itself be None
+
+    @property
+    def doc_for_users(self) -> str:
+        if self.older_tables is REQUIRED:
+            return self.doc
+        value = "null" if self.older_tables[0] is None else self.older_tables[0]
+        return f"{self.doc} Absent in tables written before it was added; read as {value}."
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,7 @@ DOCS: dict[str, Table] = {t.name: t for t in (
         Column("tokens", pa.int64(), "Real tokens in the step's rows (all processes).", "tokens"),
     )),
     Table("resources", "One sample of the background resource sampler, tagged with the stage that was "
-          "running.", ("stage", "time"), (
+          "running.", ("stage", "rank", "time"), (
         Column("stage", pa.string(), "The pipeline stage that was running."),
         Column("time", pa.float64(), "When the sample was taken.", "unix seconds"),
         Column("elapsed_s", pa.float64(), "Seconds since the stage started.", SECONDS),
@@ -100,6 +113,10 @@ DOCS: dict[str, Table] = {t.name: t for t in (
                PCT),
         Column("disk_used_bytes", pa.float64(), "Used bytes of the whole filesystem holding the checkpoints (the "
                "run's own footprint is the manifest's `footprint`).", BYTES),
+        Column("rank", pa.int64(), "The process that took the sample (0 in a one-process run).",
+               older_tables=(0,)),
+        Column("gpu_index", pa.int64(), "That process's CUDA device index; null without a GPU.",
+               older_tables=(None,)),
     )),
     Table("params", "Parameter accounting of the 4-bit model with its LoRA adapters, by component and storage "
           "dtype (counted on the meta device).", ("component", "dtype"), (
@@ -131,3 +148,12 @@ DOCS: dict[str, Table] = {t.name: t for t in (
 )}
 
 TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in DOCS.items()}
+
+
+def with_later_columns(name: str, table: pa.Table) -> pa.Table:
+    """A table as read from disk, with the columns added after it was written filled in as the schema says
+    (`Column.older_tables`); every reader goes through this, so old results stay readable."""
+    for c in DOCS[name].columns:
+        if c.name not in table.column_names and c.older_tables is not REQUIRED:
+            table = table.append_column(pa.field(c.name, c.type), pa.array([c.older_tables[0]] * table.num_rows, c.type))
+    return table

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.manifest import Manifest, StageRecord
-from pipeline.schema import TABLES
+from pipeline.schema import TABLES, with_later_columns
 from pipeline.stages import OWNER_KEY
 
 MANIFEST_FIELDS = {f.name for f in dataclasses.fields(Manifest)} - {"stages", "extra", "schema_version"}
@@ -61,10 +61,14 @@ def to_table(name: str, df: pd.DataFrame) -> pa.Table:
 
 
 class RunStore:
-    """results/<run>/: manifest.json plus one parquet file per table."""
+    """results/<run>/: manifest.json plus one parquet file per table.
 
-    def __init__(self, folder: Path):
+    `writer=False` makes every write a no-op: the other ranks of a multi-process run read the same
+    folder and run the same stage code, but rank 0 alone writes (pipeline/distributed.py)."""
+
+    def __init__(self, folder: Path, writer: bool = True):
         self.folder = Path(folder)
+        self.writer = writer
 
     # --- tables ---
     def table_path(self, name: str) -> Path:
@@ -76,16 +80,20 @@ class RunStore:
     def read(self, name: str) -> pd.DataFrame:
         if not self.has(name):
             return TABLES[name].empty_table().to_pandas()
-        return pq.read_table(self.table_path(name)).to_pandas()
+        return with_later_columns(name, pq.read_table(self.table_path(name))).to_pandas()
 
     def write(self, name: str, df: pd.DataFrame) -> None:
-        table = to_table(name, df)
+        table = to_table(name, df)  # checked on every rank: a schema bug shows wherever it happens
+        if not self.writer:
+            return
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         atomic_write_bytes(self.table_path(name), sink.getvalue().to_pybytes())
 
     def replace_rows(self, name: str, df: pd.DataFrame, owners: list[str] | set[str]) -> None:
         """Replace the rows whose owner column (model / stage) is in `owners`, keep everyone else's."""
+        if not self.writer:
+            return
         key = OWNER_KEY[name]
         old = self.read(name)
         keep = old[~old[key].isin(set(owners))]
@@ -106,6 +114,8 @@ class RunStore:
         """Write the whole manifest. Plain data goes through Manifest first: one schema for every writer."""
         if not isinstance(manifest, Manifest):
             manifest = Manifest.from_dict(manifest, str(self.manifest_path))
+        if not self.writer:
+            return
         atomic_write_json(self.manifest_path, manifest.to_dict())
 
     def update_manifest(self, **fields) -> Manifest:

@@ -5,11 +5,11 @@ import io
 import os
 import re
 
-import pandas as pd
 import pytest
 
 from pipeline import datadoc
-from pipeline.schema import DOCS, TABLES
+from pipeline.schema import DOCS, TABLES, with_later_columns
+from pipeline.store import RunStore
 from tests.conftest import ROOT, cli
 
 COMMITTED = sorted(p for p in (ROOT / "results").glob("*/*.parquet"))
@@ -34,9 +34,22 @@ def test_every_table_and_column_is_documented_once():
 
 @pytest.mark.parametrize("path", COMMITTED, ids=[f"{p.parent.name}/{p.stem}" for p in COMMITTED])
 def test_the_declared_key_identifies_the_rows_of_committed_tables(path):
-    df = pd.read_parquet(path)
+    df = RunStore(path.parent).read(path.stem)  # as every reader sees it (columns added later filled in)
     key = list(DOCS[path.stem].key)
     assert not df.duplicated(key).any(), f"{path}: {key} repeats"
+
+
+def test_a_table_written_before_a_column_existed_reads_with_it_filled_in():
+    import pyarrow as pa
+    old = pa.table({c: pa.array([], t) for c, t in zip(TABLES["resources"].names, TABLES["resources"].types,
+                                                       strict=True) if c not in ("rank", "gpu_index")})
+    old = pa.concat_tables([old, pa.Table.from_pylist([dict.fromkeys(old.column_names, 1.0) | {"stage": "train"}],
+                                                      schema=old.schema)])
+    new = with_later_columns("resources", old)
+    assert new.schema.equals(TABLES["resources"]) and new.column("rank").to_pylist() == [0]
+    assert new.column("gpu_index").to_pylist() == [None]
+    with pytest.raises(KeyError):  # a column every table has is never invented
+        with_later_columns("resources", old.drop_columns(["cpu_pct"])).select(TABLES["resources"].names)
 
 
 def test_the_example_runs_and_agrees_with_the_report(monkeypatch):
