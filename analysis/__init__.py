@@ -2,6 +2,9 @@
 
 Facts (numbers; no prose):
     runs        find, select and read runs: manifest.json (pipeline.manifest) and the parquet tables
+    integrity   each table checked against the manifest's checksum record (a damaged table stops the render)
+    validate    the values of each table and the manifest facts the report computes with, row by row
+    errors      ReportError: bad input, one line naming the file and the fix (the renderer exits 2)
     progress    each stage's state, the stages left out on purpose, what is missing (one wording each)
     facts       RunFacts / ReportFacts: every number of a run, computed once; report_facts() loads them
     stats       accuracy, Wilson intervals, McNemar's exact test, confusion matrices, per-class scores
@@ -14,7 +17,7 @@ Facts (numbers; no prose):
 Words and markdown:
     fmt         numbers in words (thousands separators, percentages, GiB, "not measured")
     wording     phrases that depend on a result (significance, cap verdict, plural)
-    markdown    the one entrance for untrusted text (text, code), Markdown, show_if
+    markdown    the one entrance for untrusted text (text, code, fenced; plain for figures), Markdown, show_if
     tables      markdown pipe tables (every cell escaped unless it is Markdown)
     blocks      jinja2 blocks repeated per run (templates/report/*.md.j2)
     figures     matplotlib figures as PNG cell outputs

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from analysis import stats
 from analysis.effective import used
+from analysis.errors import ReportError
 from analysis.facts import RunFacts
-from analysis.runs import DEFAULT_RESULTS, ReportError, load_run
+from analysis.runs import DEFAULT_RESULTS, load_run
 
 COLUMNS = ("run", "section", "metric", "model", "value", "ci_low", "ci_high", "n", "unit")
 PEAKS = (  # (metric, key of RunFacts.peaks, unit)

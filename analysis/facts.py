@@ -246,6 +246,11 @@ class ReportFacts:
         return machine_totals([f.disk for f in self.runs])
 
     @property
+    def remote_code_runs(self) -> list[str]:
+        """Runs whose config let the model repository's own code run (model.trust_remote_code: true)."""
+        return self.names(lambda f: f.runs_remote_code)
+
+    @property
     def param_match(self) -> list[str]:
         """Runs whose stored and trainable counts equal the original study's exactly."""
         return self.names(lambda f: self.original.same_params(f.params.stored, f.params.trainable))

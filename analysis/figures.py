@@ -1,6 +1,7 @@
 """Figures as PNG images, shown as a cell's output: report.qmd gives each its caption and alt text
 (`#| fig-cap:` / `#| fig-alt:`), and both render paths place it like any Jupyter figure. Each function
-returns a PNG, or None when there is nothing to draw (then the cell shows nothing)."""
+returns a PNG, or None when there is nothing to draw (then the cell shows nothing). Names from a run (run,
+model and stage names) are drawn through `label`: one short line, never read as mathtext."""
 from __future__ import annotations
 
 import io
@@ -13,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis import fmt, resources, stats  # noqa: E402
+from analysis.markdown import plain  # noqa: E402
 from pipeline.schema import LABELS  # noqa: E402
 from pipeline.stages import NAMES  # noqa: E402
 
@@ -25,10 +27,16 @@ plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.spines.top": Fa
                      "figure.dpi": DPI, "savefig.dpi": DPI})
 
 
+def label(value, limit: int = 40) -> str:
+    """Untrusted text as a matplotlib label: one bounded line (plain), `$` escaped so that it is drawn as
+    written instead of parsed as mathtext (a malformed formula would fail the figure)."""
+    return plain(value, limit).replace("$", r"\$")
+
+
 def model_label(m: str) -> str:
     if m.startswith("epoch_") and m[6:].isdigit():
         return f"after epoch {m[6:]}"
-    return MODEL_LABELS.get(m, m)
+    return MODEL_LABELS.get(m) or label(m)
 
 
 class PNG:
@@ -168,10 +176,10 @@ def resource_timeline(facts) -> PNG | None:
         for st, (a, b) in spans.iterrows():
             ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
         drawn = False
-        for col, label in series:
+        for col, name in series:
             s = tl[col]
             if s.notna().any():
-                ax.plot(tl["t"], s / scale, lw=1, label=label)
+                ax.plot(tl["t"], s / scale, lw=1, label=name)
                 drawn = True
         if title.startswith("GPU memory"):
             cap = run.cap_bytes
@@ -183,9 +191,8 @@ def resource_timeline(facts) -> PNG | None:
         if drawn:
             ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_ylabel(title)
-    handles = [matplotlib.patches.Patch(color=STAGE_COLOURS.get(s, "#eeeeee"), alpha=0.5, label=s) for s in spans.index]
-    order = resources.stage_order(spans.index)
-    handles = sorted(handles, key=lambda h: order.index(h.get_label()))
+    handles = [matplotlib.patches.Patch(color=STAGE_COLOURS.get(s, "#eeeeee"), alpha=0.5, label=label(s, 20))
+               for s in resources.stage_order(spans.index)]
     fig.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=len(handles),
                bbox_to_anchor=(0.08, 1.0), title="stage (background colour)", title_fontsize=7)
     axes[-1].set_xlabel("seconds since the first sample of the run (background colour: stage)")
@@ -198,7 +205,7 @@ def runs_overview(report) -> PNG | None:
     if not report.runs:
         return None
     original, rows = report.original, report.runs
-    names = [original.label] + [f.name for f in rows]
+    names = [original.label] + [label(f.name) for f in rows]
     times = [original.finetune_seconds] + [f.finetune_seconds for f in rows]
     mems = [original.gpu_memory_bytes / fmt.GIB] + [f.peak_gpu_bytes / fmt.GIB for f in rows]
     fig, axes = plt.subplots(1, 2, figsize=(8, 0.45 * len(names) + 1.3))

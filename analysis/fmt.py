@@ -1,4 +1,4 @@
-"""Formatting of numbers for the report. Missing values are said in words, never shown as 0."""
+"""Formatting of numbers (and lists of words) for the report. Missing values are said in words, never shown as 0."""
 from __future__ import annotations
 
 import math
@@ -76,6 +76,14 @@ def pvalue(p, none: str = "not computed") -> str:
     if p < 1e-4:
         return f"{p:.1e}"
     return f"{p:.4f}"
+
+
+def and_list(items) -> str:
+    """["a", "b", "c"] -> "a, b and c"."""
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def compact_ids(ids) -> str:

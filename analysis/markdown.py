@@ -1,13 +1,23 @@
-"""The one way text from a config, a manifest or a data table enters the report's markdown.
+"""The one way text from a config, a manifest or a data table enters the report (its markdown, its figures,
+the renderer's messages).
 
-`text(value)` escapes it; `code(value)` shows it verbatim in a code span. Both return `Markdown`, a str
-that IPython (and so Quarto's inline expressions and our fallback renderer) displays as markdown, as is.
-A plain str in an inline expression is escaped by Quarto itself, but only partly (not `<`, `|`, `$`, `@`),
-so anything that did not come from our own code goes through `text` or `code` first.
+`text(value)` escapes it; `code(value)` shows it verbatim in a code span; `fenced(body)` in a code block.
+All return `Markdown`, a str that IPython (and so Quarto's inline expressions and our fallback renderer)
+displays as markdown, as is. A plain str in an inline expression is escaped by Quarto itself, but only
+partly (not `<`, `|`, `$`, `@`), so anything that did not come from our own code goes through these first.
+`plain(value)` is the same text for a figure label; `one_line(value)` for a message on the terminal (whole
+words: a path in an error must stay whole).
 
-Escaping here: markdown and HTML metacharacters are backslash-escaped (pandoc's markdown escapes every
-ASCII punctuation mark), line breaks and runs of white space become one space (a value cannot start a
-block), and bidirectional control characters are dropped (they could reorder what the reader sees).
+What every one of them does to displayed text:
+- markdown and HTML metacharacters are backslash-escaped (pandoc's markdown escapes every ASCII punctuation
+  mark), so no tag, link, image, raw block, math or citation can form: nothing in content runs in the
+  browser, and nothing makes pandoc embed (read) a local file or fetch a URL;
+- line breaks and runs of white space become one space (a value cannot start a block), and control
+  characters are dropped;
+- bidirectional control characters (U+200E/F, U+202A-E, U+2066-9) are dropped: they could reorder what the
+  reader sees;
+- a word longer than MAX_WORD characters is cut there, with a marker saying how much was left out, so it
+  cannot push a table or a PDF line off the page; a value longer than MAX_TEXT is cut the same way.
 """
 from __future__ import annotations
 
@@ -17,6 +27,25 @@ import re
 # form syntax. `&` stops entity references; `'` `"` stop smart quotes from changing the text.
 _SPECIAL = re.compile(r"([\\`*_\[\]<>$@#|~^{}&'\"])")
 _BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 / C1 controls other than white space
+MAX_WORD = 64     # a sha256 in hex still fits; anything longer is no word a reader needs whole on the page
+MAX_TEXT = 5000   # a premise or a description is far shorter
+_LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
+
+
+def _cut(s: str, keep: int) -> str:
+    return f"{s[:keep]}…(+{len(s) - keep:,} characters)"
+
+
+def bounded(s: str) -> str:
+    """`s` with its long words (and itself, when very long) cut, each cut marked."""
+    s = _LONG_WORD.sub(lambda m: _cut(m.group(0), MAX_WORD), s)
+    return _cut(s, MAX_TEXT) if len(s) > MAX_TEXT else s
+
+
+def displayable(value) -> str:
+    """Untrusted text as it may be displayed (still multi-line): no control or bidirectional characters."""
+    return _CONTROL.sub("", _BIDI.sub("", str(value)))
 
 
 class Markdown(str):
@@ -26,9 +55,20 @@ class Markdown(str):
         return str(self)
 
 
+def one_line(value, limit: int | None = None) -> str:
+    """One line: every run of white space (line breaks included) becomes one space; no control characters;
+    with `limit`, at most that many characters (then "…")."""
+    s = re.sub(r"\s+", " ", displayable(value)).strip()
+    return s if limit is None or len(s) <= limit else s[:limit] + "…"
+
+
 def _one_line(value) -> str:
-    """One line: every run of white space (line breaks included) becomes one space."""
-    return re.sub(r"\s+", " ", _BIDI.sub("", str(value)))
+    return bounded(one_line(value))
+
+
+def plain(value, limit: int = 200) -> str:
+    """Untrusted text for a figure label: one bounded line of at most `limit` characters."""
+    return one_line(_one_line(value), limit)
 
 
 def text(value) -> Markdown:
@@ -51,9 +91,10 @@ def code(value) -> Markdown:
 
 def fenced(body: str, language: str = "") -> Markdown:
     """A fenced code block around multi-line untrusted text (e.g. a YAML dump): the fence outgrows it."""
-    longest = max((len(m) for m in re.findall(r"`{3,}", body)), default=2)
+    lines = [bounded(ln) for ln in displayable(body).rstrip().splitlines()]
+    longest = max((len(m) for ln in lines for m in re.findall(r"`{3,}", ln)), default=2)
     fence = "`" * (longest + 1)
-    return Markdown(f"{fence}{language}\n{_BIDI.sub('', body).rstrip()}\n{fence}")
+    return Markdown(fence + language + "\n" + "\n".join(lines) + "\n" + fence)
 
 
 def show_if(condition) -> Markdown:

@@ -5,20 +5,13 @@ which table each stage writes comes from pipeline.stages. Each state has one wor
 """
 from __future__ import annotations
 
+from analysis.fmt import and_list
 from analysis.runs import Run
 from pipeline.schema import TABLES
 from pipeline.stages import NAMES, writers
 
 # What each stage's product is called when the stage is left out of a shape-only run.
 SHAPE_SKIPPABLE = {"baseline": "baseline", "evaluate": "evaluation"}
-
-
-def and_list(items) -> str:
-    """["a", "b", "c"] -> "a, b and c"."""
-    items = [str(i) for i in items]
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def state(run: Run, stage: str) -> str:

@@ -2,7 +2,9 @@
 reader `pipeline status` uses) plus the parquet tables of pipeline.schema.
 
 Read-only. A run in progress is normal: missing tables are None and missing stages are reported, not
-errors. A malformed manifest, report.yaml or table is a ReportError whose message names the file.
+errors. A malformed manifest, report.yaml or table is a ReportError whose message names the file and the
+fix. Every table is checked before anything is computed from it: against the manifest's checksum record
+(analysis/integrity.py: a damaged table stops the whole render), then its values (analysis/validate.py).
 """
 from __future__ import annotations
 
@@ -11,9 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from analysis import integrity, validate
+from analysis.errors import ReportError
+from analysis.markdown import one_line
 from pipeline.manifest import Manifest, ManifestError, StageRecord
 from pipeline.schema import TABLES, with_later_columns
 
@@ -22,16 +28,13 @@ DEFAULT_RESULTS = PROJECT_ROOT / "results"
 SELECTION_FILE = "report.yaml"
 
 
-class ReportError(Exception):
-    """A problem with the inputs; str(err) is the one line shown to the user."""
-
-
 @dataclass
 class Run:
     name: str
     path: Path | None
     manifest: Manifest
     tables: dict = field(default_factory=dict)  # name -> DataFrame, or None when the file is absent
+    checksums: integrity.Checksums = field(default_factory=integrity.Checksums)  # what was verified
 
     @classmethod
     def empty(cls) -> Run:
@@ -87,6 +90,14 @@ class Run:
     def description(self) -> str:
         return (self.manifest.description or self.cfg("description") or "").strip().rstrip(".")
 
+    @property
+    def model_name(self) -> str:
+        return str(self.cfg("model.name", "unknown model"))
+
+    @property
+    def runs_remote_code(self) -> bool:
+        """The config let the model repository's own Python code run (model.trust_remote_code: true)."""
+        return self.cfg("model.trust_remote_code") is True
 
 @dataclass
 class Selection:
@@ -125,22 +136,34 @@ def parse_run_list(text: str | None) -> list[str] | None:
     return [r.strip() for r in text.split(",") if r.strip()]
 
 
-def read_table(path: Path, name: str) -> pd.DataFrame | None:
-    if not path.is_file():
+def read_table(path: Path, name: str, manifest: Manifest | None = None,
+               checks: integrity.Checksums | None = None) -> pd.DataFrame | None:
+    """Table `name` of a run, checked against the manifest's record of it (when there is one) and then its
+    values; None when the file is absent and the manifest does not record it."""
+    manifest = manifest or Manifest()
+    checks = checks or integrity.Checksums()
+    data = integrity.read_checked(path, name, checks, manifest)
+    if data is None:
         return None
-    schema = TABLES[name]
+    schema, fix = TABLES[name], integrity.rewrite_fix(manifest, name)
     try:
-        table = with_later_columns(name, pq.read_table(path))
+        # columns the schema gained later are filled in as it declares (pipeline/schema.py: older_tables)
+        table = with_later_columns(name, pq.read_table(pa.BufferReader(data)))
     except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise ReportError(f"{path}: unreadable parquet file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        why = one_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 200)
+        raise ReportError(f"{path}: unreadable parquet file ({why}) {fix}") from None
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
-        raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see pipeline/schema.py)")
+        raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see pipeline/schema.py) {fix}")
     try:
         table = table.select(schema.names).cast(schema)
     except Exception as e:
-        raise ReportError(f"{path}: table `{name}` has columns of the wrong type ({str(e).splitlines()[0][:200]})") from None
-    return table.to_pandas()
+        why = one_line(str(e).splitlines()[0] if str(e) else type(e).__name__, 200)
+        raise ReportError(f"{path}: table `{name}` has columns of the wrong type ({why}) {fix}") from None
+    integrity.check_rows(path, name, table.num_rows, checks, manifest)
+    df = table.to_pandas()
+    validate.table(path, name, df, manifest)
+    return df
 
 
 def load_run(folder: Path) -> Run:
@@ -149,8 +172,11 @@ def load_run(folder: Path) -> Run:
         manifest = Manifest.read(folder / "manifest.json")
     except ManifestError as e:
         raise ReportError(str(e)) from None
-    tables = {name: read_table(folder / f"{name}.parquet", name) for name in TABLES}
-    return Run(name=folder.name, path=folder, manifest=manifest, tables=tables)
+    validate.manifest_facts(manifest, folder / "manifest.json")
+    checks = integrity.records(manifest, folder / "manifest.json")
+    tables = {name: read_table(folder / f"{name}.parquet", name, manifest, checks) for name in TABLES}
+    validate.predictions_against_samples(folder, tables, manifest)
+    return Run(name=folder.name, path=folder, manifest=manifest, tables=tables, checksums=checks)
 
 
 def select(results_dir: Path | str | None = None, runs: list[str] | str | None = None) -> Selection:

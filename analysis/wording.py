@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from analysis import fmt, stats
 from analysis.markdown import Markdown, text
-from analysis.progress import and_list
 
 
 def level() -> str:
@@ -34,7 +33,7 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
 
 def names(items) -> Markdown:
     """Run names (untrusted) as "a, b and c"."""
-    return Markdown(and_list(text(i) for i in items))
+    return Markdown(fmt.and_list(text(i) for i in items))
 
 
 def cap_verdict(cap) -> str:

@@ -102,8 +102,8 @@ def _command(args) -> int:
 
 def _export(run: str, out: str) -> int:
     """Torch-free (analysis/ computes every figure), so it runs in the report environment too."""
+    from analysis.errors import ReportError
     from analysis.export import export
-    from analysis.runs import ReportError
     try:
         paths = export(run, out)
     except ReportError as e:

@@ -86,6 +86,8 @@ class ModelConfig(Section):
                                       "small).")
     fast_gelu: bool = flag(True, "Run `gelu_new` (Phi's tanh GELU built from Python ops, many float32 temporaries) "
                            "as torch's fused `gelu_pytorch_tanh`: the same function, less memory and time.")
+    trust_remote_code: bool = flag(False, "Run Python code from the model repository (transformers' "
+                                   "`trust_remote_code`): only for one you trust; the report warns.")
 
     def check(self):
         if self.source == "random" and not self.architecture:

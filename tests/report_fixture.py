@@ -5,11 +5,14 @@ cannot drift from what the pipeline writes.
     fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table; records what it actually used
                    (manifest `effective`, the train stage's optimizer / step / batch) and its disk `footprint`
     fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
-    fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run
+    fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run; its manifest
+                   predates table checksums (no `tables` key), as the committed runs' do
 The shape and cpu runs are of the older kind that did not record `effective` or `footprint`.
 results/report.yaml lists them plus one run that does not exist (fixture-absent).
 write_run's keywords make variants: stages_requested (a `--stages` run: only those stages and their tables, and
-the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source.
+the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source, checksums
+(record each table's sha256, rows and bytes in the manifest's `tables`, as the store does).
+`rewrite_table` replaces a table as the pipeline would (file and checksum record together).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.integrity import record_of
 from pipeline.manifest import Manifest, StageRecord
 from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
 from pipeline.stages import NAMES
@@ -44,6 +48,18 @@ def write_table(folder: Path, name: str, columns: dict) -> None:
 def save_manifest(folder: Path, manifest: Manifest) -> None:
     """The manifest as the pipeline writes it (RunStore is its only writer)."""
     RunStore(folder).write_manifest(manifest.to_dict())
+
+
+def record_tables(folder: Path, manifest: Manifest) -> None:
+    """The manifest's `tables`: each table file's sha256, rows and bytes, as the store records them."""
+    manifest.tables = {name: record_of((Path(folder) / f"{name}.parquet").read_bytes())
+                       for name in TABLES if (Path(folder) / f"{name}.parquet").is_file()}
+
+
+def rewrite_table(folder: Path, name: str, df: pd.DataFrame) -> None:
+    """Replace a table as the pipeline does: the file, and its checksum record when the run keeps them."""
+    RunStore(folder).write(name, df)
+    edit_manifest(folder, lambda m: record_tables(folder, m) if m.tables is not None else None)
 
 
 def edit_manifest(folder: Path, change) -> None:
@@ -207,7 +223,8 @@ SMALL_PARAMS = [
 
 
 def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: tuple[str, ...] | None = None,
-              gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None) -> Path:
+              gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None,
+              checksums: bool = True) -> Path:
     rng = np.random.default_rng(seed)
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -343,6 +360,8 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
         if tuning_source:
             manifest.tuning["source"] = tuning_source
 
+    if checksums:
+        record_tables(folder, manifest)
     save_manifest(folder, manifest)
     return folder
 
@@ -351,7 +370,7 @@ def make_results(root: Path) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for i, (name, kind) in enumerate(zip(RUNS, ("gpu", "shape", "cpu"), strict=False)):
-        write_run(root, name, kind=kind, seed=100 + i)
+        write_run(root, name, kind=kind, seed=100 + i, checksums=kind != "cpu")
     (root / "report.yaml").write_text("runs: [" + ", ".join([*RUNS, ABSENT]) + "]\n")
     return root
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from analysis.markdown import one_line
 from analysis.render import fallback, quarto
 from analysis.render.assemble import AssembleError
 from analysis.render.kernel import ExecutionError
@@ -42,9 +43,10 @@ def check_runs(results: Path, listed: str | None, strict: bool) -> None:
     """Select the runs as the report will (a malformed manifest or report.yaml raises ReportError here)."""
     sel = select(results, listed)
     for note in sel.notes:
-        print(f"  note: {note}")
+        print(f"  note: {one_line(note, 300)}")
     if sel.runs:
-        print(f"  runs: {', '.join(r.name for r in sel.runs)} (headline {sel.runs[0].name}; from {sel.source})")
+        names = one_line(", ".join(r.name for r in sel.runs), 300)
+        print(f"  runs: {names} (headline {one_line(sel.runs[0].name, 100)}; from {one_line(sel.source, 200)})")
     elif strict:
         raise ReportError(f"no runs in {results} (no folder with a manifest.json)")
     else:
@@ -108,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         render(a.results, a.out, a.runs, a.engine, parse_formats(a.formats), a.build_dir, a.strict)
     except (ReportError, QmdError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)  # one line, whatever a file name or a value holds
         return BAD_INPUT
     except (ExecutionError, AssembleError, PandocError, QuartoError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return FAILED
     return 0

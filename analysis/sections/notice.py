@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from analysis import blocks, progress
 from analysis.facts import ReportFacts, RunFacts
-from analysis.markdown import Markdown, code, text
+from analysis.markdown import Markdown, bullets, code, text
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,12 @@ def run_note(f: RunFacts) -> RunNote:
 def run_list(R: ReportFacts) -> Markdown:
     """e.g. "**a** (headline), **b**, **c**"."""
     return Markdown(", ".join(f"**{text(f.name)}**" + (" (headline)" if i == 0 else "") for i, f in enumerate(R.runs)))
+
+
+def remote_code(R: ReportFacts) -> Markdown:
+    """One bullet per run that let the model repository's code run: the run, its model and revision."""
+    return bullets(f"**{text(f.name)}**: model {code(f.model_name)}, revision {code(f.cfg('model.revision') or 'default')}"
+                   for f in R.runs if f.runs_remote_code)
 
 
 def run_notes(R: ReportFacts) -> Markdown:

@@ -8,7 +8,6 @@ import pandas as pd
 from analysis import fmt
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown
-from analysis.progress import and_list
 from analysis.tables import bold, table
 
 HEAD = r"score|head|classifier"
@@ -54,7 +53,7 @@ def head_rows(f: RunFacts) -> tuple[str, float]:
     if t is None or not len(t):
         return "", math.nan
     heads = t[t["component"].str.contains(HEAD, case=False)]
-    return and_list(heads["component"]), float(heads["stored_elements"].sum())
+    return fmt.and_list(heads["component"]), float(heads["stored_elements"].sum())
 
 
 def runs_table(R: ReportFacts) -> Markdown:

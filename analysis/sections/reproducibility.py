@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from analysis import progress
+from analysis import fmt, progress
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, bullets, code, fenced, text
 from analysis.tables import table
@@ -22,6 +22,14 @@ def fingerprint_table(f: RunFacts) -> Markdown:
     rows = [[st, progress.label(f.run, st), code((f.stage(st).fingerprint if f.stage(st) else None) or "—")]
             for st in NAMES]
     return table(["stage", "status", "fingerprint"], rows, align="lll")
+
+
+def checksum_table(f: RunFacts) -> Markdown:
+    """The manifest's record of each table file (rows, bytes, sha256), every one verified before it was read."""
+    c = f.run.checksums
+    rows = [[code(f"{name}.parquet"), fmt.integer(c.records[name]["rows"]), fmt.integer(c.records[name]["bytes"]),
+             code(c.records[name]["sha256"][:16])] for name in c.verified]
+    return table(["table", "rows", "bytes", "sha256 (first 16 hex digits)"], rows, align="lrrl") if rows else Markdown("")
 
 
 def code_state(f: RunFacts) -> str:

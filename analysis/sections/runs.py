@@ -31,6 +31,11 @@ def _cap(f: RunFacts) -> str:
     return f"{fmt.gib(f.cap.cap)}; peak {fmt.pct(f.cap.share, 0)} of it" if f.cap.applies else "none"
 
 
+def _checksums(f: RunFacts) -> str:
+    c = f.run.checksums
+    return f"verified ({len(c.verified)} tables)" if c.recorded else "not recorded (an older manifest)"
+
+
 def _test_rows(f: RunFacts) -> str:
     n = f.rows("test")
     return fmt.integer(n) if n is not None else str(next(iter(f.accuracy.values())).n) if f.accuracy else "?"
@@ -66,6 +71,9 @@ def comparison_table(R: ReportFacts) -> Markdown:
         ("disk taken by the run", lambda f: fmt.size(f.disk.own, "not recorded"), "not reported"),
         ("disk used, whole filesystem", lambda f: fmt.gib(f.disk.filesystem_peak, 1),
          fmt.gb(o.disk_bytes, 0) + " (likely a machine total)"),
+        ("table checksums", _checksums, "not applicable"),
+        ("code from the model repository", lambda f: "ran (model.trust_remote_code)" if f.runs_remote_code
+         else "not allowed", "not reported"),
         ("status", lambda f: progress.status(f.run), "published"),
     ]
     n = len(R.runs)

@@ -5,7 +5,6 @@ from analysis import fmt
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, link, text
 from analysis.original import Original
-from analysis.progress import and_list
 from analysis.tables import table
 
 SHOWN = 3  # runs beside the original study; the All-runs section has every one
@@ -71,7 +70,7 @@ def cases_cell(f: RunFacts) -> str:
 
 def capped_runs(R: ReportFacts) -> Markdown:
     """e.g. "phi2-shape-t4budget (15.00 GiB)": the runs with a GPU memory cap and their caps."""
-    return Markdown(and_list(f"{text(f.name)} ({fmt.gib(f.cap.cap)})" for f in R.capped))
+    return Markdown(fmt.and_list(f"{text(f.name)} ({fmt.gib(f.cap.cap)})" for f in R.capped))
 
 
 def criteria_table(R: ReportFacts) -> Markdown:

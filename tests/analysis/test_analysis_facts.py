@@ -7,7 +7,7 @@ import pytest
 
 from analysis import training
 from analysis.facts import report_facts
-from tests.report_fixture import RUNS, edit_manifest, write_run
+from tests.report_fixture import RUNS, edit_manifest, rewrite_table, write_run
 
 GIB = 2 ** 30
 COMMITTED = "smollm2-snli-offline"
@@ -99,7 +99,7 @@ def test_busy_gpu_and_idle_stages_other_than_train_are_not_low(tmp_path, facts):
     folder = write_run(tmp_path, "busy-train", kind="gpu", seed=7, gpu_util=(60, 90))
     res = pd.read_parquet(folder / "resources.parquet")
     res.loc[res["stage"] != "train", "gpu_util_pct"] = 0.0  # idle outside training does not count
-    res.to_parquet(folder / "resources.parquet")
+    rewrite_table(folder, "resources", res)
     assert not facts("busy-train", tmp_path).headline.utilisation.low
 
 

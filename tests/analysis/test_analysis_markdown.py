@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from analysis import blocks
-from analysis.markdown import Markdown, bullets, code, fenced, show_if, text
+from analysis.markdown import MAX_TEXT, MAX_WORD, Markdown, bullets, code, fenced, plain, show_if, text
 from analysis.tables import table
 
 HOSTILE = [
@@ -80,3 +80,26 @@ def test_show_if_and_bullets():
     assert bullets(["a", "b"]) == "- a\n- b"
     assert text(None) == "not recorded" and text(Markdown("**x**")) == "**x**"
     assert isinstance(text("x"), Markdown) and Markdown("*a*")._repr_markdown_() == "*a*"
+
+
+def test_long_words_are_cut_with_a_marker_everywhere():
+    long, fits = "A" * 5000, "B" * MAX_WORD
+    for shown in (visible(pandoc_html(f"x {text(long + ' ' + fits)} y")), visible(pandoc_html(f"x {code(long)} y")),
+                  visible(pandoc_html(fenced(f"key: {long}\nother: {fits}"))), plain(long, 10_000)):
+        shown = " ".join(shown.split())  # pandoc wraps its HTML lines
+        assert "A" * MAX_WORD + "…(+4,936 characters)" in shown and "A" * (MAX_WORD + 1) not in shown, shown[:200]
+    assert fits in visible(pandoc_html(text(fits))) and fits in fenced(fits)
+    many = " ".join(["word"] * 3000)
+    assert text(many).endswith("characters)") and len(text(many)) < MAX_TEXT + 40
+
+
+def test_control_and_bidirectional_characters_are_dropped():
+    value = "red\x1b[31m\x00 text\u202e reversed\u2066 \u200fend"
+    for shown in (text(value), code(value), fenced(value), plain(value)):
+        assert not re.search("[\x00-\x08\x0e-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]", shown), repr(shown)
+    assert plain(value) == "red[31m text reversed end"
+
+
+def test_plain_is_one_bounded_line_for_labels_and_messages():
+    assert plain("a\n\nb\tc") == "a b c" and plain(None) == "None"
+    assert plain("x" * 30 + " " + "y" * 30, limit=20) == "x" * 20 + "…"

@@ -2,8 +2,6 @@
 naming the file)."""
 import json
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from analysis import progress, runs
@@ -69,23 +67,6 @@ def test_malformed_manifest_is_one_report_error_naming_the_file(tmp_path, text, 
     with pytest.raises(runs.ReportError) as e:
         runs.select(tmp_path, runs="broken")
     assert str(path) in str(e.value) and words in str(e.value) and "\n" not in str(e.value)
-
-
-def test_table_with_missing_columns_names_the_file(tmp_path):
-    write_run(tmp_path, "r", kind="gpu", seed=1)
-    bad = tmp_path / "r" / "epochs.parquet"
-    pq.write_table(pa.table({"epoch": [1]}), bad)
-    with pytest.raises(runs.ReportError) as e:
-        runs.load_run(tmp_path / "r")
-    assert str(bad) in str(e.value) and "lacks columns" in str(e.value)
-
-
-def test_corrupt_table_names_the_file(tmp_path):
-    write_run(tmp_path, "r", kind="gpu", seed=1)
-    bad = tmp_path / "r" / "steps.parquet"
-    bad.write_bytes(b"PAR1 not really")
-    with pytest.raises(runs.ReportError, match=r"steps.parquet: unreadable parquet file"):
-        runs.load_run(tmp_path / "r")
 
 
 @pytest.mark.parametrize("text", ["runs: fixture-gpu\n", "runs: [a, [b]]\n", "runs: [a\n"])

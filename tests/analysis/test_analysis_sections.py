@@ -26,6 +26,7 @@ SECTION_TABLES = [
     lambda R: sections.cases.case_table(R.headline, "unresolved"), lambda R: sections.cases.cue_table(R.headline),
     lambda R: sections.reproducibility.commands(R), lambda R: sections.reproducibility.fingerprint_table(R.headline),
     lambda R: sections.runs.comparison_table(R), lambda R: sections.notice.run_notes(R),
+    lambda R: sections.reproducibility.checksum_table(R.headline), lambda R: sections.notice.remote_code(R),
 ]
 
 
@@ -186,3 +187,30 @@ def test_values_from_runs_cannot_inject_markup_into_tables(tmp_path, facts):
         line = next(ln for ln in md.splitlines() if "alert" in ln)
         assert "\\<script\\>" in line and "\\|" in line and "\\!" not in line and "\\[x\\]" in line
         assert line.count(" | ") == line.replace("\\|", "").count(" | ")  # no new column
+
+
+def test_checksums_are_listed_where_provenance_is(results, facts):
+    import json
+    R = facts(",".join(RUNS))
+    md = sections.reproducibility.checksum_table(R.headline)
+    recorded = json.loads((results / "fixture-gpu" / "manifest.json").read_text())["tables"]
+    for name, rec in recorded.items():
+        assert f"| `{name}.parquet` | {rec['rows']:,} | {rec['bytes']:,} | `{rec['sha256'][:16]}` |" in md
+    assert sections.reproducibility.checksum_table(facts("fixture-cpu").headline) == ""  # an older manifest
+    checks = row(sections.runs.comparison_table(R), "table checksums")
+    assert checks == ("| table checksums | not applicable | verified (7 tables) | verified (6 tables) | "
+                      "not recorded (an older manifest) |")
+
+
+def test_runs_that_let_the_model_repository_run_code_are_named(tmp_path, facts):
+    write_run(tmp_path, "remote", kind="gpu", seed=1)
+    write_run(tmp_path, "local", kind="gpu", seed=2)
+    edit_manifest(tmp_path / "remote", lambda m: m.config["model"].update(name="<b>org/model</b>", trust_remote_code=True,
+                                                                        revision="abc123"))
+    R = facts("local,remote", tmp_path)
+    assert R.remote_code_runs == ["remote"]
+    assert sections.notice.remote_code(R) == "- **remote**: model `<b>org/model</b>`, revision `abc123`"
+    assert row(sections.runs.comparison_table(R), "code from the model repository") == \
+        "| code from the model repository | not reported | not allowed | ran (model.trust\\_remote\\_code) |"
+    assert row(sections.setup.settings_table(R.runs[1], ("model",)), "trust\\_remote\\_code").startswith(
+        "|  | trust\\_remote\\_code | yes | Run Python code from the model repository")

@@ -211,9 +211,26 @@ def test_shipped_configs_are_valid():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first.startswith("#"), f"{path.name} must open with a comment giving its command"
-        assert "python -m pipeline" in path.read_text().split("\n\n")[0], path.name
+        head = path.read_text().split("\n\n")[0]
+        assert "python -m pipeline" in head or "accelerate launch" in head and "-m pipeline run" in head, path.name
         if "trials:" in path.read_text():
             from pipeline.tune import read_grid
             read_grid(path)
         else:
             load_config(path, check_files=False)
+
+
+def test_trust_remote_code_is_off_unless_a_config_asks(tmp_path):
+    """Code from a model repository never runs by default; asking for it takes a real boolean."""
+    base = GOOD.replace("RESULTS", str(tmp_path / "r")).replace("CKPT", str(tmp_path / "c"))
+    assert load_config(write(tmp_path, base)).model.trust_remote_code is False
+    raw = yaml.safe_load(base)
+    for value, ok in ((True, True), ("yes", False), (1, False)):
+        raw["model"]["trust_remote_code"] = value
+        p = tmp_path / "remote.yaml"
+        p.write_text(yaml.safe_dump(raw))
+        if ok:
+            assert load_config(p).model.trust_remote_code is True
+        else:
+            with pytest.raises(ConfigError, match=r"model.trust_remote_code: must be true or false"):
+                load_config(p)

@@ -13,7 +13,7 @@ import pytest
 from analysis import render
 from analysis.render.kernel import ExecutionError
 from tests.report.helpers import ROOT, html_text, pdf_text, section_headings
-from tests.report_fixture import ABSENT, write_run
+from tests.report_fixture import ABSENT, rewrite_table, write_run
 
 pytestmark = pytest.mark.slow
 
@@ -207,3 +207,61 @@ def test_cli_no_runs_renders_a_report_that_says_so(tmp_path):
     assert "No runs are available" in text
     assert "741 s" in text and "1,408,634,880" in text  # the original study, shown alone
     assert not re.search(r"\{python\}|\bNone\b|\bnan\b", text)
+
+
+def damage_truncate(folder):
+    path = folder / "predictions.parquet"
+    path.write_bytes(path.read_bytes()[:1000])
+    return path, "damaged: 1,000 bytes where the manifest records"
+
+
+def damage_probability(folder):
+    df = pd.read_parquet(folder / "predictions.parquet")
+    df.loc[17, "p_neutral"] = 1.7
+    rewrite_table(folder, "predictions", df)
+    return folder / "predictions.parquet", (f"row 17 (split test, idx {df.loc[17, 'idx']}, model baseline_head): "
+                                            "p_neutral = 1.7 is outside [0, 1]")
+
+
+def damage_deleted(folder):
+    (folder / "epochs.parquet").unlink()
+    return folder / "epochs.parquet", "missing, but the manifest records it"
+
+
+@pytest.mark.parametrize("damage", [damage_truncate, damage_probability, damage_deleted])
+def test_cli_damaged_or_invalid_table_stops_the_render_and_keeps_the_last_report(tmp_path, damage):
+    """One line naming the file (and row) and the fix, exit 2, and the previous report left as it was."""
+    folder = write_run(tmp_path / "results", "r", kind="gpu", seed=3)
+    site = tmp_path / "site"
+    site.mkdir()
+    before = {name: f"previous {name}" for name in ("report.html", "report.pdf", "index.html")}
+    for name, content in before.items():
+        (site / name).write_text(content)
+    path, words = damage(folder)
+    p = cli("--results", tmp_path / "results", "--out", site, "--engine", "nbclient")
+    line = one_line_error(p)
+    assert p.returncode == 2 and f"{path}" in line and words in line, line
+    assert "(fix: `python -m pipeline run configs/r.yaml` re-runs " in line
+    assert {f.name: f.read_text() for f in site.iterdir()} == before
+
+
+def test_cli_error_is_one_line_whatever_the_run_folder_is_called(tmp_path):
+    name = "r\n\x1b[2Jerror: fake second line"
+    folder = write_run(tmp_path / "results", name, kind="gpu", seed=3)
+    (folder / "steps.parquet").write_bytes(b"")
+    p = cli("--results", tmp_path / "results", "--out", tmp_path / "site", "--runs", name)
+    line = one_line_error(p)
+    assert p.returncode == 2 and "\x1b" not in p.stderr and "steps.parquet: empty file (0 bytes)" in line
+
+
+def test_provenance_says_whether_checksums_were_recorded(rendered, tmp_path):
+    def prose(path):  # html_text puts a space where a tag was: "fixture-gpu :" becomes "fixture-gpu:" again
+        return re.sub(r" ([:,])", r"\1", html_text(path))
+    text = prose(rendered["html"])  # headline fixture-gpu: its manifest records its tables
+    assert "Table checksums of fixture-gpu: each table was checked against the sha256, row count" in text
+    assert "verified (7 tables)" in text and "not recorded (an older manifest)" in text  # fixture-cpu's column
+    p = cli("--results", rendered["results"], "--out", tmp_path / "site", "--runs", "fixture-cpu", "--formats", "html",
+            "--engine", "nbclient")
+    assert p.returncode == 0, p.stderr
+    text = prose(tmp_path / "site" / "report.html")
+    assert "Table checksums of fixture-cpu: checksums not recorded: the run" in text and "manifest predates them" in text
