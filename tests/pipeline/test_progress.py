@@ -2,6 +2,7 @@
 import fcntl
 import io
 import os
+import select
 import struct
 import termios
 import tty
@@ -28,8 +29,12 @@ def terminal():
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
 
     def read():
+        """Everything written so far (a pseudo-terminal hands it over in pieces)."""
         out.flush()
-        return os.read(master, 1 << 20).decode()
+        chunks = []
+        while select.select([master], [], [], 0.2)[0]:
+            chunks.append(os.read(master, 1 << 16))
+        return b"".join(chunks).decode()
 
     yield out, width, read
     out.close()
