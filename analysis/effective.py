@@ -37,7 +37,7 @@ def setting_text(run: Run, key: str, value) -> str:
     """A config setting's value as the run used it: "float32 (config: auto)", "no (config: yes)",
     "not recorded (config: yes)", or the value alone where the run used what the config says."""
     asked = _requested(run, key, value)
-    if key not in WHERE:
+    if key not in WHERE or key == "model.revision" and run.cfg("model.source") != "hub":  # only the hub has one
         return asked
     got = used(run, key)
     if got is MISSING:  # (a field newer than the run's config has no request to show either)

@@ -91,6 +91,7 @@ def test_settings_show_what_the_run_used_and_the_request_where_it_differs(tmp_pa
     assert row(md, "fused\\_optimizer").startswith("|  | fused\\_optimizer | no (config: yes) |")
     assert row(md, "compute\\_dtype").startswith("|  | compute\\_dtype | bfloat16 (config: auto) |")
     assert row(md, "cuda\\_graphs").startswith("|  | cuda\\_graphs | yes (config: not recorded) |")  # older config
+    assert row(md, "revision").startswith("|  | revision | — |")  # a GGUF has no hub revision to record
     older = facts("fixture-shape").headline  # an older run: neither the request nor what ran
     assert "| cuda\\_graphs | not recorded |" in row(sections.setup.settings_table(older, ("train",)), "cuda\\_graphs")
     assert "| epochs | 3 |" in row(md, "epochs")  # a setting the run takes as asked
