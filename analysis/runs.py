@@ -99,6 +99,7 @@ class Run:
         """The config let the model repository's own Python code run (model.trust_remote_code: true)."""
         return self.cfg("model.trust_remote_code") is True
 
+
 @dataclass
 class Selection:
     runs: list[Run]
