@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make report   light environment (no torch), renders _site/ from the cached results in results/
-#   make test     full environment (CPU torch), runs the tests offline
+#   make test     full environment (CPU torch), runs the tests offline (make test-quick: all but the slow ones)
 PY      ?= python3
 VENV    ?= .venv
 RVENV   ?= .venv-report
@@ -9,7 +9,7 @@ RPIP     = $(RVENV)/bin/python -m pip
 # On the project's build machines a CPU torch 2.13.0 lies on disk; elsewhere pip fetches a matching build.
 TORCH   ?= torch==2.13.0
 
-.PHONY: env report-env report test lint run-tiny clean
+.PHONY: env report-env report test test-quick lint run-tiny clean
 
 $(VENV)/.installed: pyproject.toml requirements-ci.txt
 	$(PY) -m venv $(VENV)
@@ -34,8 +34,13 @@ report-env: $(RVENV)/.installed
 report: $(RVENV)/.installed
 	$(RVENV)/bin/python -m analysis.render
 
+# The full suite, as CI runs it (.ci/run).
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow (whole pipeline runs, report renders).
+test-quick: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/python -m ruff check pipeline analysis tests

@@ -13,7 +13,8 @@ from functools import cached_property
 
 import pandas as pd
 
-from analysis import cases, progress, resources, stats, training
+from analysis import cases, effective, progress, resources, stats, training
+from analysis.disk import Disk, MachineTotals, machine_totals, run_disk
 from analysis.original import Original, original_study
 from analysis.runs import Run, Selection, select
 from analysis.tuning import Tuning, tuning_of
@@ -157,7 +158,16 @@ class RunFacts:
             return ParamTotals(s["stored_elements"], s.get("logical_params", math.nan), s.get("trainable", math.nan))
         return ParamTotals()
 
+    @property
+    def model(self) -> str:
+        """The base model as the run loaded it (its portable identity), in words."""
+        return effective.model_text(self.run)
+
     # --- resources ---
+    @cached_property
+    def disk(self) -> Disk:
+        return run_disk(self.run)
+
     @cached_property
     def peaks(self) -> dict:
         return resources.overall(self.run.table("resources"), self.run.table("epochs"), self.run.manifest.stages)
@@ -230,6 +240,10 @@ class ReportFacts:
     @property
     def capped(self) -> list[RunFacts]:
         return [f for f in self.runs if f.cap.applies]
+
+    @property
+    def disk_totals(self) -> MachineTotals:
+        return machine_totals([f.disk for f in self.runs])
 
     @property
     def remote_code_runs(self) -> list[str]:

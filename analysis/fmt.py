@@ -53,6 +53,13 @@ def mem(x, none: str = NOT_MEASURED) -> str:
     return none if missing(x) else f"{x / GIB:,.2f} GiB ({x / GB:,.2f} GB)"
 
 
+def size(x, none: str = NOT_MEASURED) -> str:
+    """Bytes on disk in GiB, or in MiB below one GiB (a tiny run's few hundred KiB would read as 0.00 GiB)."""
+    if missing(x):
+        return none
+    return f"{x / GIB:,.2f} GiB" if x >= GIB else f"{x / 2 ** 20:,.2f} MiB"
+
+
 def seconds(x, none: str = NOT_MEASURED) -> str:
     if missing(x):
         return none

@@ -21,7 +21,7 @@ from analysis import integrity, validate
 from analysis.errors import ReportError
 from analysis.markdown import one_line
 from pipeline.manifest import Manifest, ManifestError, StageRecord
-from pipeline.schema import LATER_COLUMNS, TABLES
+from pipeline.schema import TABLES, with_later_columns
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = PROJECT_ROOT / "results"
@@ -148,13 +148,11 @@ def read_table(path: Path, name: str, manifest: Manifest | None = None,
         return None
     schema, fix = TABLES[name], integrity.rewrite_fix(manifest, name)
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        # columns the schema gained later are filled in as it declares (pipeline/schema.py: older_tables)
+        table = with_later_columns(name, pq.read_table(pa.BufferReader(data)))
     except Exception as e:  # pyarrow raises several types for a corrupt file
         why = one_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 200)
         raise ReportError(f"{path}: unreadable parquet file ({why}) {fix}") from None
-    for column, value in LATER_COLUMNS.get(name, {}).items():
-        if column not in table.column_names:
-            table = table.append_column(column, pa.array([value] * table.num_rows, schema.field(column).type))
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
         raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see pipeline/schema.py) {fix}")

@@ -43,6 +43,11 @@ def cap_verdict(cap) -> str:
     return f"within it, {fmt.gib(cap.headroom)} to spare" if cap.within else "over it"
 
 
+def between(low: str, high: str) -> str:
+    """Two formatted amounts as a range, or one where they are the same: "19.2 GiB to 26.6 GiB", "37.3 GiB"."""
+    return low if low == high else f"{low} to {high}"
+
+
 def times(ratio: float) -> str:
     """A ratio of two durations, e.g. "0.13 times"."""
     return f"{fmt.num(ratio, 2)} times"

@@ -1,4 +1,5 @@
-"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline manifest-doc
+"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline export RUN
+python -m pipeline {manifest-doc,data-doc}
 
 Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
 argument, a results folder in use by another run, a damaged checkpoint: one line naming it and the fix,
@@ -45,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
             sp.add_argument("--restart", action="store_true",
                             help="ignore finished stages and checkpoints; start over")
+    ex = sub.add_parser("export", help="write a run's figures as a tidy CSV and a JSON summary (accuracies with "
+                        "intervals, McNemar, time, parameters, peaks)")
+    ex.add_argument("run", help="a run folder (results/<run>), a config file, or a run name under results/")
+    ex.add_argument("--out", default="exports", help="folder for <run>.csv and <run>.json (default: exports)")
     sub.add_parser("manifest-doc", help="print the documentation of results/<run>/manifest.json (markdown)")
+    sub.add_parser("data-doc", help="print the data dictionary of the results tables (markdown, docs/DATA.md)")
     return p
 
 
@@ -64,10 +70,12 @@ def parse_stages(text: str | None) -> list[str] | None:
 
 def _command(args) -> int:
     from pipeline.config import load_config
-    if args.command == "manifest-doc":
-        from pipeline.manifest import documentation
-        print(documentation(), end="")
+    if args.command in ("manifest-doc", "data-doc"):
+        from pipeline import datadoc, manifest
+        print((manifest if args.command == "manifest-doc" else datadoc).documentation(), end="")
         return 0
+    if args.command == "export":
+        return _export(args.run, args.out)
     stages = parse_stages(getattr(args, "stages", None))
     cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
     if args.command == "params":
@@ -96,9 +104,25 @@ def _command(args) -> int:
     return 0
 
 
+def _export(run: str, out: str) -> int:
+    """Torch-free (analysis/ computes every figure), so it runs in the report environment too."""
+    from analysis.errors import ReportError
+    from analysis.export import export
+    try:
+        paths = export(run, out)
+    except ReportError as e:
+        raise BadInput(str(e)) from None
+    print("\n".join(f"wrote {p}" for p in paths))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 on a bad command line
     # Quieter third-party logs: our own progress bars say what is happening.
+    from pipeline import progress, quiet
+    quiet.install()
+    if not progress.is_terminal(sys.stderr):  # transformers' loading bars would smear a log (pipeline/progress.py)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

@@ -4,7 +4,7 @@ location). An unchanged re-run builds none of them, so it loads no model and no 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
@@ -21,6 +21,16 @@ class RunContext:
     restart: bool = False      # ignore checkpoints of an earlier attempt
     todo: tuple[str, ...] = ()  # the stages this call runs, in order
     sampled: tuple[pd.DataFrame, dict] | None = None  # (rows, summary) the data stage read in prepare()
+    effective: dict = field(default_factory=dict)  # what the loaded models actually are (pipeline/effective.py)
+
+    def built(self, name: str):
+        """A lazily built value (`location`, `tokenizer`, ...) if a stage has built it, else None; never builds."""
+        return self.__dict__.get(name)
+
+    def note_model(self, model) -> None:
+        """Record what a loaded model actually is (attention, dtypes, activation) for the manifest."""
+        from pipeline.effective import loaded_model, merge
+        self.effective = merge(self.effective, loaded_model(model))
 
     @cached_property
     def samples(self) -> pd.DataFrame:

@@ -122,7 +122,9 @@ class StageRecord:
     error: str | None = _f(None, "One line: why the stage failed.")
     info: dict = _f({}, "Stage-specific facts, stored flat beside the fields above: epochs_done, "
                         "epochs_total, finetune_seconds, before_training, measured_params, data_order, "
-                        "checkpoints (train); parameter totals (params); peaks (every stage).")
+                        "checkpoints, optimizer (name, fused: as used), step (cuda_graphs, graphs_captured, "
+                        "graph_fallback, packing: as run), batch (effective, micro, processes, accumulation) "
+                        "(train); parameter totals (params); peaks (every stage).")
 
     CORE = ("status", "start", "end", "seconds", "fingerprint", "pid", "host", "error")
 
@@ -193,6 +195,21 @@ class Manifest:
     checkpoints: dict | None = _f(None, "Checkpoint folder (epoch_1, ..., final) -> file -> {sha256, bytes}, as the "
                                         "train stage wrote them (each folder's meta.json holds the same list; a file "
                                         "that differs is never resumed from).")
+    effective: dict | None = _f(None, "What the run actually used where the config leaves it to the run, the model "
+                                      "or the hardware, laid out like the config: model.name (the base model's "
+                                      "portable identity: hub id and revision, the GGUF's package, file and sha256, or "
+                                      "random weights' architecture, seed and config), model.revision, "
+                                      "model.attn_implementation, model.fast_gelu, model.half_precision_norms, "
+                                      "model.frozen_weights_dtype (the weights that are not 4-bit), model.class, "
+                                      "runtime.threads. The compute dtype and device are `compute_dtype` and `device`; "
+                                      "the optimizer, CUDA graphs, packing and micro-batch are in stages.train "
+                                      "(optimizer, step, batch). Absent in runs made before it was recorded.")
+    footprint: dict | None = _f(None, "Bytes on disk the run owns, measured as each stage ends: checkpoints_bytes "
+                                      "(checkpoints/<run>/), results_bytes (results/<run>/), model_cache_bytes (the "
+                                      "base weights the run saved under .cache/models/, or the hub's cache of the "
+                                      "model; folder name in model_cache), total_bytes. The resources table's "
+                                      "disk_used_bytes is the whole filesystem. Absent in runs made before it was "
+                                      "recorded.")
     extra: dict = _f({}, "Keys this version does not know (kept, never dropped).")
 
     # --- (de)serialisation ---
@@ -221,8 +238,8 @@ class Manifest:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "stages")}
-        for key in ("stages_requested", "tuning", "tables", "processes", "row_sets", "checkpoints"):
-            # absent = not recorded: keep it absent
+        for key in ("stages_requested", "tuning", "tables", "processes", "row_sets", "checkpoints", "effective",
+                    "footprint"):  # absent = not recorded: keep it absent
             if out[key] is None:
                 del out[key]
         out["stages"] = {k: v.to_dict() for k, v in self.stages.items()}

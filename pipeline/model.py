@@ -10,13 +10,17 @@ for all sources:
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
 
+from pipeline import quiet
 from pipeline.config import ExperimentConfig, fingerprint, from_hub
 from pipeline.locate import resolve_file
+
+quiet.install()  # before transformers imports bitsandbytes (pipeline/quiet.py says why)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -108,6 +112,12 @@ def _random_to_folder(cfg: ExperimentConfig, tokenizer) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    # How the weights were drawn: with the config beside it, enough to draw them again elsewhere
+    # (the adapter's provenance.json carries both).
+    from pipeline.effective import RANDOM_INIT
+    (tmp / RANDOM_INIT).write_text(json.dumps({"seed": cfg.seed, "device": dev, "dtype": str(model.dtype).removeprefix(
+        "torch."), "torch": torch.__version__, "recipe": "torch.manual_seed(seed); AutoModelForCausalLM.from_config("
+        "config, dtype=dtype) under torch.device(device)"}, indent=2) + "\n")
     del model
     tmp.rename(out)
     return out

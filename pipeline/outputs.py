@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.manifest import Manifest
-from pipeline.schema import LATER_COLUMNS, TABLES
+from pipeline.schema import TABLES, with_later_columns
 from pipeline.stages import NAMES, OWNER_KEY, owner_of, writers
 
 
@@ -48,7 +48,7 @@ def parse(name: str, data: bytes, older: bool = False) -> tuple[pa.Table | None,
     """(table, None) when `data` is a parquet file of table `name`'s schema, else (None, what is wrong).
 
     `older`: the file has no record to compare with (written before records existed): a column the schema
-    gained since (pipeline.schema.LATER_COLUMNS) is filled in with what it means there, not refused."""
+    gained since (pipeline.schema: Column.older_tables) is filled in with what it means there, not refused."""
     if not data:
         return None, "empty file (0 bytes)"
     try:
@@ -56,10 +56,8 @@ def parse(name: str, data: bytes, older: bool = False) -> tuple[pa.Table | None,
     except Exception as e:  # pyarrow raises several types for a damaged file
         return None, f"not a readable parquet file ({(str(e).splitlines() or [type(e).__name__])[0][:120]})"
     schema = TABLES[name]
-    later = LATER_COLUMNS.get(name, {}) if older else {}
-    for c, value in later.items():
-        if c not in table.column_names:
-            table = table.append_column(schema.field(c), pa.array([value] * table.num_rows, schema.field(c).type))
+    if older:
+        table = with_later_columns(name, table)
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
         return None, f"column {missing[0]!r} is missing"

@@ -66,31 +66,41 @@ def _component(name: str) -> str:
     return "transformer body"
 
 
-def account(cfg: ExperimentConfig) -> pd.DataFrame:
-    """The params table (schema `params`), one row per (component, dtype)."""
+def frozen_dtype(cfg: ExperimentConfig, dtype: torch.dtype) -> torch.dtype:
+    """What the weights that are not 4-bit (embeddings, norms, biases, the frozen head) are stored in when the
+    model trains: the compute dtype they load in, or float32 where peft's prepare_model_for_kbit_training
+    upcasts them (train.prepare_kbit)."""
+    return torch.float32 if cfg.train.prepare_kbit and cfg.quantization.load_in_4bit else dtype
+
+
+def account(cfg: ExperimentConfig, dtype: torch.dtype | None = None) -> pd.DataFrame:
+    """The params table (schema `params`), one row per (component, dtype). `dtype` is the run's compute dtype;
+    None picks it as a run on this machine would (pipeline.model.pick_dtype)."""
     from peft import get_peft_model
     from transformers import AutoModelForSequenceClassification
 
-    from pipeline.model import peft_config
+    from pipeline.model import peft_config, pick_dtype
+    if dtype is None:
+        dtype = pick_dtype(cfg, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    frozen = frozen_dtype(cfg, dtype)
     config = arch_config(cfg)
     with torch.device("meta"):
         base = AutoModelForSequenceClassification.from_config(config)
         quantized = quantized_weight_names(base) if cfg.quantization.load_in_4bit else set()
         model = get_peft_model(base, peft_config(cfg))
-    compute_bytes = 2  # weights that are not quantized load in the 16-bit compute dtype on a GPU
     rows = []
     for name, p in model.named_parameters():
         # peft prefixes names with base_model.model.; the quantized set was taken before wrapping.
         plain = name.removeprefix("base_model.model.").replace(".base_layer", "")
         n = p.numel()
         if plain in quantized:
-            stored, dtype, nbytes = (n + 1) // 2, "nf4 (uint8, 2 per element)", (n + 1) // 2
+            stored, kind, nbytes = (n + 1) // 2, f"{cfg.quantization.quant_type} (uint8, 2 per element)", (n + 1) // 2
         elif p.requires_grad:
-            stored, dtype, nbytes = n, "float32", 4 * n
+            stored, kind, nbytes = n, "float32", 4 * n
         else:
-            stored, dtype, nbytes = n, "16-bit", compute_bytes * n
+            stored, kind, nbytes = n, str(frozen).removeprefix("torch."), frozen.itemsize * n
         rows.append({"component": _component(name), "stored_elements": stored, "logical_params": n,
-                     "trainable": n if p.requires_grad else 0, "bytes": nbytes, "dtype": dtype})
+                     "trainable": n if p.requires_grad else 0, "bytes": nbytes, "dtype": kind})
     df = pd.DataFrame(rows)
     return (df.groupby(["component", "dtype"], as_index=False, sort=False)
               [["stored_elements", "logical_params", "trainable", "bytes"]].sum()
@@ -106,7 +116,8 @@ def measured(model) -> dict:
     """The same figures read off a loaded model, for the manifest (a cross-check of `account`)."""
     stored = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    out = {"stored_elements": int(stored), "trainable": int(trainable)}
+    out = {"stored_elements": int(stored), "trainable": int(trainable),
+           "bytes": int(sum(p.numel() * p.element_size() for p in model.parameters()))}
     if hasattr(model, "get_nb_trainable_parameters"):
         out["logical_params"] = int(model.get_nb_trainable_parameters()[1])
     return out

@@ -155,6 +155,7 @@ class Runner:
                     self.store.replace_rows("resources", sampler.frame(name), [name])
                 raise
             seconds = round(time.perf_counter() - t0, 3)
+            self._record_effective(ctx)
             frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
             self.store.replace_rows("resources", _concat(frames), [name])
             peaks = distributed.gather_objects(sampler.peaks(name))
@@ -172,6 +173,20 @@ class Runner:
         cap = apply_gpu_cap(self.cfg, ctx.device)
         return {"compute_dtype": str(ctx.dtype).removeprefix("torch."), "device": str(ctx.device),
                 "gpu_memory_cap_bytes": cap}
+
+    def _record_effective(self, ctx: RunContext) -> None:
+        """What the run actually used where the config left it open (manifest `effective`: the model's portable
+        identity, what the loaded models are, torch's threads) and the disk the run takes (`footprint`);
+        merged over earlier calls' records, since a stage skipped now keeps what it recorded then."""
+        import torch
+
+        from pipeline.effective import footprint, merge, model_identity
+        m = self.store.manifest()
+        location = ctx.built("location")
+        effective = merge(m.effective or {}, merge(ctx.effective, {"runtime": {"threads": torch.get_num_threads()}}))
+        model = effective.setdefault("model", {})
+        model["name"] = model_identity(self.cfg, location, model.get("name"))
+        self.store.update_manifest(effective=effective, footprint=footprint(self.cfg, location, m.footprint))
 
     def _processes(self, ctx: RunContext) -> dict | None:
         """World size and each rank's device, for a run launched over several processes."""

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline import batching, checkpoint, distributed
+from pipeline import batching, checkpoint, distributed, provenance
 from pipeline.predict import encode, predict_head
 from pipeline.progress import bar
 from pipeline.step import make_step
@@ -232,6 +232,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
         if dist.main:
             def write_epoch(folder: Path, epoch=epoch, order=order, rngs=rngs):
                 model.save_pretrained(folder)
+                provenance.finish_adapter(folder, cfg, model, dtype)
                 torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "scaler": scaler.state_dict() if scaler is not None else None,
                             "rng": rngs[0], "rng_by_rank": rngs, "before_training": start_metrics,
@@ -254,6 +255,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
     if dist.main:
         def write_final(folder: Path):
             model.save_pretrained(folder)
+            provenance.finish_adapter(folder, cfg, model, dtype, tokenizer)
             checkpoint.write_meta(folder, cfg.train.epochs, fingerprint)
 
         checkpoint.write_dir(ckpt / "final", write_final)
@@ -263,6 +265,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows)),
             "batch": {"effective": cfg.train.batch_size, "micro": micro, "processes": dist.world,
                       "accumulation": accumulation},
+            "optimizer": {"name": type(optimizer).__name__, "fused": bool(optimizer.defaults.get("fused"))},
             "step": {"cuda_graphs": step.graphed and not getattr(step, "fallback", None),
                      "graphs_captured": len(getattr(step, "graphs", {})),
                      "graph_fallback": getattr(step, "fallback", None), "packing": cfg.train.packing},

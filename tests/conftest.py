@@ -1,7 +1,10 @@
 """Shared test helpers. Everything runs offline on CPU."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,11 @@ SHARED_SNLI = ROOT.parent / "shared" / "data" / "snli"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Base weights the tests make (random, dequantized GGUF) go to a cache of this session, not the project's
+# .cache/: a test sees what a fresh clone makes, never files an older version of the code left.
+if "NLI_CACHE" not in os.environ:
+    os.environ["NLI_CACHE"] = tempfile.mkdtemp(prefix="nli-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["NLI_CACHE"], ignore_errors=True)
 
 
 def cli(*args, cwd=ROOT, timeout=900, env=None):

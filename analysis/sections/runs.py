@@ -44,7 +44,7 @@ def _test_rows(f: RunFacts) -> str:
 def comparison_table(R: ReportFacts) -> Markdown:
     o = R.original
     metrics = [
-        ("model", lambda f: f.model_name, o.model_id),
+        ("model", lambda f: f.model, o.model_id),
         ("weights", lambda f: f.manifest.weights or "unknown", "pretrained"),
         ("hardware", lambda f: f.hardware, o.hardware),
         ("compute dtype", lambda f: f.manifest.compute_dtype or "?", "not reported"),
@@ -68,7 +68,9 @@ def comparison_table(R: ReportFacts) -> Markdown:
         ("GPU memory cap", _cap, "none (a T4)"),
         ("peak process RAM", lambda f: fmt.gib(f.peaks["peak_process_rss_bytes"]), fmt.gb(o.ram_bytes)),
         ("peak CPU", lambda f: fmt.pct_value(f.peaks["peak_cpu_pct"]), fmt.pct_value(o.peak_cpu_pct)),
-        ("disk used", lambda f: fmt.gib(f.peaks["peak_disk_used_bytes"], 1), fmt.gb(o.disk_bytes, 0)),
+        ("disk taken by the run", lambda f: fmt.size(f.disk.own, "not recorded"), "not reported"),
+        ("disk used, whole filesystem", lambda f: fmt.gib(f.disk.filesystem_peak, 1),
+         fmt.gb(o.disk_bytes, 0) + " (likely a machine total)"),
         ("table checksums", _checksums, "not applicable"),
         ("code from the model repository", lambda f: "ran (model.trust_remote_code)" if f.runs_remote_code
          else "not allowed", "not reported"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from analysis import fmt
+from analysis import effective, fmt
 from analysis.facts import RunFacts
 from analysis.markdown import Markdown, bullets, code, text
-from analysis.settings import help_markdown, section_help, settings, value_text
+from analysis.settings import help_markdown, section_help, settings
 from analysis.tables import key_value, table
 from analysis.tuning import setting_value
 from analysis.wording import library_version
@@ -85,7 +85,7 @@ def row_ids(f: RunFacts) -> Markdown:
 
 
 def settings_table(f: RunFacts, sections, top_level: tuple[str, ...] = ()) -> Markdown:
-    """The config sections' settings: value from the run, meaning from the field's help text."""
+    """The config sections' settings: the value the run used (analysis.effective), meaning from the field's help."""
     groups = [("", settings(f.run, "", top_level))] if top_level else []
     groups += [(s, settings(f.run, s)) for s in sections]
     rows = []
@@ -95,7 +95,8 @@ def settings_table(f: RunFacts, sections, top_level: tuple[str, ...] = ()) -> Ma
             rows.append([title, "weights", f.manifest.weights or "not recorded", help_markdown(WEIGHTS_HELP)])
             title = ""
         for i, s in enumerate(items):
-            rows.append([title if i == 0 else "", s.name, value_text(s.value), help_markdown(s.help or section_help(section))])
+            rows.append([title if i == 0 else "", s.name, effective.setting_text(f.run, s.key, s.value),
+                         help_markdown(s.help or section_help(section))])
     return table(["", "setting", "value", "what it sets"], rows, align="llll", widths=[11, 18, 20, 42])
 
 
@@ -112,6 +113,7 @@ def hardware_table(f: RunFacts) -> Markdown:
     cpu = env.get("cpu") or {}
     rows += [("CPU", f"{cpu.get('model', '?')} ({cpu.get('logical_cores', '?')} logical cores)"),
              ("RAM", fmt.mem(env.get("ram_total_bytes"))), ("compute dtype", f.manifest.compute_dtype or "?"),
+             ("weights that are not 4-bit, stored in", effective.frozen_weights_dtype(f.run)),
              ("Python", env.get("python", "?")), ("platform", env.get("platform", "?"))]
     return key_value(rows)
 

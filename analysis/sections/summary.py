@@ -35,17 +35,27 @@ def time_cell(f: RunFacts) -> str:
     return f"{fmt.seconds(f.finetune_seconds)}, {f.epochs_done}{planned} on {f.hardware}"
 
 
+def counts(stored, trainable, logical) -> str:
+    """The three parameter counts, each named: what sum(p.numel()) gives on the 4-bit model, what trains, and
+    every weight once."""
+    return f"stored in total {stored}; trainable {trainable}; logical in total {logical}"
+
+
 def params_cell(f: RunFacts, o: Original) -> str:
     if not f.params.measured:
         return "not available yet (no params table)"
-    s = f"{fmt.integer(f.params.stored)} / {fmt.integer(f.params.trainable)}"
-    return s + (" (identical to the original study's)" if o.same_params(f.params.stored, f.params.trainable) else "")
+    p = f.params
+    s = counts(fmt.integer(p.stored), fmt.integer(p.trainable), fmt.integer(p.logical, "not recorded"))
+    return s + (" (stored and trainable identical to the original study's)" if o.same_params(p.stored, p.trainable)
+                else "")
 
 
 def resource_cell(f: RunFacts) -> str:
     pk = f.peaks
+    own = fmt.size(f.disk.own, "not recorded")
     s = (f"GPU {fmt.gib(f.peak_gpu_bytes)}, RAM {fmt.gib(pk['peak_process_rss_bytes'])}, "
-         f"CPU peak {fmt.pct_value(pk['peak_cpu_pct'])}, disk {fmt.gib(pk['peak_disk_used_bytes'], 1)}")
+         f"CPU peak {fmt.pct_value(pk['peak_cpu_pct'])}, disk taken by the run {own} "
+         f"(whole filesystem {fmt.gib(f.disk.filesystem_peak, 1)})")
     return s + (f"; cap {fmt.gib(f.cap_bytes)}" if f.cap_bytes else "")
 
 
@@ -71,10 +81,11 @@ def criteria_table(R: ReportFacts) -> Markdown:
          f"{fmt.pct(o.accuracy_finetuned, 0)} ({o.test_rows} test rows)", accuracy_cell, ("Accuracy", "sec-accuracy")),
         ("fine-tuning time", f"{fmt.seconds(o.finetune_seconds)}, {o.epochs} epochs on {o.hardware}", time_cell,
          ("Time", "sec-time")),
-        ("parameter count (total / trainable, stored)", f"{fmt.integer(o.params_stored)} / "
-         f"{fmt.integer(o.params_trainable)}", lambda f: params_cell(f, o), ("Parameters", "sec-parameters")),
+        ("parameter count", counts(fmt.integer(o.params_stored), fmt.integer(o.params_trainable), "not reported"),
+         lambda f: params_cell(f, o), ("Parameters", "sec-parameters")),
         ("resource utilisation", f"GPU {fmt.gb(o.gpu_memory_bytes)}, RAM {fmt.gb(o.ram_bytes)}, CPU peak "
-         f"{fmt.pct_value(o.peak_cpu_pct)}, disk {fmt.gb(o.disk_bytes, 0)}", resource_cell, ("Resources", "sec-resources")),
+         f"{fmt.pct_value(o.peak_cpu_pct)}, disk {fmt.gb(o.disk_bytes, 0)} (most likely, like the GPU figure, a "
+         "machine total)", resource_cell, ("Resources", "sec-resources")),
         ("failure cases", o.failure_cases, cases_cell, ("Corrected, regressed and unresolved cases", "sec-cases")),
     ]
     rows = [[name, orig, *(cell(f) for f in shown), link(*where)] for name, orig, cell, where in criteria]

@@ -24,6 +24,7 @@ def run(ctx) -> dict:
     del lm
     free()
     clf = load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype)
+    ctx.note_model(clf)
     head = predict_splits(ctx, predict_head, clf, "baseline_head", labels=None)
     del clf
     free()

@@ -44,6 +44,7 @@ def run(ctx) -> dict:
     final, epochs = _adapters(ctx)
     base = load_classifier(ctx.cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype)
     model = PeftModel.from_pretrained(base, str(final), is_trainable=False)
+    ctx.note_model(model)
     frames = [predict_splits(ctx, predict_head, model, "finetuned", labels=None)]
     names = ["finetuned"]
     for k, path in enumerate(epochs, 1):

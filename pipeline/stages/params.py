@@ -11,7 +11,7 @@ def prepare(ctx) -> None:
 
 def run(ctx) -> dict:
     from pipeline.params import account, totals
-    df = account(ctx.cfg)
+    df = account(ctx.cfg, ctx.dtype)
     ctx.store.write("params", df)
     ctx.store.update_manifest(params_summary=totals(df))
     return totals(df)

@@ -21,6 +21,7 @@ def run(ctx) -> dict:
     cfg = ctx.cfg
     model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     counts = measured(model)  # a cross-check of the params stage, read off the loaded model
+    ctx.note_model(model)
 
     def record_checkpoints():  # the manifest's copy of each checkpoint folder's file list (meta.json)
         ctx.store.update_manifest(checkpoints=checkpoint_records(cfg.checkpoint_path, ctx.fingerprints["train"]))

@@ -136,3 +136,18 @@ def test_no_runs_at_all_reads_as_missing_facts(tmp_path, facts):
     H = R.headline
     assert R.runs == [] and H.name == "" and not H.accuracy and not H.params.measured and H.epochs is None
     assert H.trend.kind == "unknown" and not H.tuning.present and not H.cap.applies
+
+
+def test_disk_keeps_the_runs_own_footprint_apart_from_the_filesystem(results, facts):
+    from tests.report_fixture import FOOTPRINT
+    R = facts(",".join(RUNS))
+    gpu, shape = R.runs[0].disk, R.runs[1].disk
+    assert gpu.recorded and gpu.own == FOOTPRINT["total_bytes"] and gpu.added == gpu.own
+    assert dict(gpu.parts) == {"checkpoints": 350_000_000, "results": 2_000_000, "model_cache": 540_000_000}
+    res = pd.read_parquet(results / "fixture-shape/resources.parquet").sort_values("time")
+    assert not shape.recorded and math.isnan(shape.own)
+    assert shape.filesystem_start == res["disk_used_bytes"].iloc[0] and shape.filesystem_peak == res["disk_used_bytes"].max()
+    assert shape.added == shape.filesystem_growth == res["disk_used_bytes"].max() - res["disk_used_bytes"].iloc[0]
+    totals = R.disk_totals
+    assert totals.runs == 3 and totals.start_min == totals.start_max == 40e9
+    assert totals.added_max == FOOTPRINT["total_bytes"]  # the most any run put on the disk, far below what it held

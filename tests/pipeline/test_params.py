@@ -35,7 +35,8 @@ def test_meta_accounting_matches_a_loaded_4bit_model(tmp_path, targets):
     model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     assert any(type(m).__name__ == "Linear4bit" for m in model.modules()), "the base must really be 4-bit"
     real = measured(model)
-    meta = totals(account(cfg))
+    meta = totals(account(cfg, ctx.dtype))
     assert real["stored_elements"] == meta["stored_elements"]
+    assert real["bytes"] == meta["bytes"]  # the dtypes the params table names are the ones the model has
     assert real["trainable"] == meta["trainable"]
     assert real["logical_params"] == meta["logical_params"]

@@ -11,6 +11,7 @@ from pipeline.schema import TABLES
 from tests.conftest import cli, sets, tiny_overrides
 
 CONFIG = "configs/tiny-cpu.yaml"
+pytestmark = pytest.mark.slow  # whole pipeline runs: `make test` runs them, `make test-quick` leaves them out
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +56,71 @@ def test_every_table_written_with_its_schema(tiny_run):
     assert "test accuracy finetuned" in r.stdout
 
 
-def test_final_adapter_loads_with_peft(tiny_run):
+def test_the_manifest_records_what_the_run_actually_used(tiny_run):
+    """A CPU run: float32 everywhere, no fused AdamW, no CUDA graphs, random weights named as such, whatever the
+    config's defaults ask for; and the disk the run itself takes."""
+    from pipeline.effective import folder_bytes
     tmp, _, _ = tiny_run
-    cfg = json.loads((tmp / "checkpoints" / "tiny-test" / "final" / "adapter_config.json").read_text())
+    folder = tmp / "results" / "tiny-test"
+    m = json.loads((folder / "manifest.json").read_text())
+    assert m["config"]["train"]["fused_optimizer"] is True and m["config"]["model"]["name"] == "microsoft/phi-2"
+    used = m["effective"]["model"]
+    assert used["name"]["source"] == "random" and used["name"]["architecture"] == "phi" and used["name"]["seed"] == 7
+    assert used["name"]["config"]["hidden_size"] == 64
+    assert used["frozen_weights_dtype"] == "float32" and used["class"] == "PhiForSequenceClassification"
+    assert used["fast_gelu"] is True and used["half_precision_norms"] is False  # bfloat16 only
+    assert used["attn_implementation"] in ("sdpa", "eager")
+    assert m["effective"]["runtime"]["threads"] == 2
+    train = m["stages"]["train"]
+    assert train["optimizer"] == {"name": "AdamW", "fused": False}
+    assert train["step"]["cuda_graphs"] is False and train["batch"]["micro"] == 16
+    params = pd.read_parquet(folder / "params.parquet")
+    assert "16-bit" not in set(params["dtype"]) and "float32" in set(params["dtype"])
+    assert train["measured_params"]["bytes"] == m["params_summary"]["bytes"]  # the table's dtypes are the real ones
+    fp = m["footprint"]
+    assert fp["checkpoints_bytes"] == folder_bytes(tmp / "checkpoints" / "tiny-test") > 0
+    assert fp["model_cache"].startswith("random-phi-") and fp["model_cache_bytes"] > 0
+    assert 0 < fp["results_bytes"] <= folder_bytes(folder)
+    assert fp["total_bytes"] == fp["checkpoints_bytes"] + fp["results_bytes"] + fp["model_cache_bytes"]
+
+
+def test_final_adapter_reproduces_the_runs_predictions_elsewhere(tiny_run, tmp_path):
+    """The final adapter names no local path, and plain transformers + peft (tools/predict_with_adapter.py, which
+    uses no project code), run from another working directory, give the run's own test predictions."""
+    import sys
+
+    import numpy as np
+
+    from tests.conftest import ROOT
+    tmp, _, _ = tiny_run
+    final = tmp / "checkpoints" / "tiny-test" / "final"
+    cfg = json.loads((final / "adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and cfg["task_type"] == "SEQ_CLS" and cfg["r"] == 8
+    assert cfg["base_model_name_or_path"] is None  # random weights have no hub id
+    for name in ("adapter_config.json", "provenance.json", "README.md"):
+        text = (final / name).read_text()
+        assert str(ROOT) not in text and str(tmp) not in text and "/.cache" not in text, name
+    base = json.loads((final / "provenance.json").read_text())["base_model"]
+    assert base["source"] == "random" and base["seed"] == 7 and base["init"]["device"] == "cpu"
+
+    folder = tmp / "results" / "tiny-test"
+    samples = pd.read_parquet(folder / "samples.parquet").query("split == 'test'")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n"
+                            for p, h in zip(samples["premise"], samples["hypothesis"], strict=True)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = __import__("subprocess").run([sys.executable, str(ROOT / "tools" / "predict_with_adapter.py"), str(final),
+                                      str(rows), "--device", "cpu"], cwd=elsewhere, capture_output=True, text=True,
+                                     timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = [json.loads(line) for line in r.stdout.splitlines()]
+    preds = pd.read_parquet(folder / "predictions.parquet").query("split == 'test' and model == 'finetuned'")
+    run = samples[["idx"]].merge(preds, on="idx", how="left")
+    assert [g["pred"] for g in got] == run["pred"].tolist()  # every row
+    diff = np.abs(np.array([g["probs"] for g in got]) - run[["p_entailment", "p_neutral", "p_contradiction"]].to_numpy())
+    assert diff.max() < 1e-5, diff.max()
+    assert "Failed to load" not in r.stderr and "Traceback" not in r.stderr and "arning" not in r.stderr
 
 
 def test_unchanged_rerun_does_no_work(tiny_run):

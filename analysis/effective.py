@@ -1,0 +1,57 @@
+"""What a run actually used, where its config left the decision to the run, the model or the hardware:
+`quantization.compute_dtype: auto` ran as float32 on a CPU, `train.fused_optimizer: true` did not fuse off
+the GPU, `model.name` of a random-weights run names nothing. pipeline.effective.WHERE says where the manifest
+records each decision; the report shows that value, and the config's request beside it where they differ.
+Runs made before a decision was recorded say "not recorded", never the request in its place."""
+from __future__ import annotations
+
+from analysis.runs import Run
+from analysis.settings import MISSING, value_text
+from pipeline.effective import WHERE, identity_text
+
+NOT_RECORDED = "not recorded"
+
+
+def _lookup(run: Run, dotted: str):
+    d = run.manifest.to_dict()
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or d.get(part) is None:
+            return MISSING
+        d = d[part]
+    return d
+
+
+def used(run: Run, key: str):
+    """The value the run used for config field `key` (e.g. "train.cuda_graphs"); MISSING when not recorded or
+    when `key` is not a field the run resolves."""
+    return _lookup(run, WHERE[key]) if key in WHERE else MISSING
+
+
+def _requested(run: Run, key: str, value) -> str:
+    if key == "model.name" and run.cfg("model.source") == "random":
+        return "random weights; the name is not used"
+    return value_text(value)
+
+
+def setting_text(run: Run, key: str, value) -> str:
+    """A config setting's value as the run used it: "float32 (config: auto)", "no (config: yes)",
+    "not recorded (config: yes)", or the value alone where the run used what the config says."""
+    asked = _requested(run, key, value)
+    if key not in WHERE or key == "model.revision" and run.cfg("model.source") != "hub":  # only the hub has one
+        return asked
+    got = used(run, key)
+    if got is MISSING:  # (a field newer than the run's config has no request to show either)
+        return NOT_RECORDED if value is MISSING else f"{NOT_RECORDED} (config: {asked})"
+    shown = identity_text(got) if key == "model.name" else value_text(got)
+    return shown if shown == asked or key == "model.name" else f"{shown} (config: {asked})"
+
+
+def model_text(run: Run) -> str:
+    """The base model as the run loaded it, in words (its portable identity)."""
+    return setting_text(run, "model.name", run.cfg("model.name", MISSING))
+
+
+def frozen_weights_dtype(run: Run) -> str:
+    """The dtype of the weights that are not 4-bit (embeddings, norms, biases, the frozen head), as loaded."""
+    got = _lookup(run, "effective.model.frozen_weights_dtype")
+    return NOT_RECORDED if got is MISSING else str(got)

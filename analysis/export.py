@@ -1,0 +1,138 @@
+"""One run's headline figures for people who put results into their own papers or dashboards:
+`python -m pipeline export RUN` writes a tidy CSV (one row per figure) and a JSON summary of the same
+figures. Every figure comes from the report's own facts (analysis.facts over analysis.stats: Wilson
+intervals, exact McNemar), so an export and the report cannot disagree. Torch-free.
+
+CSV columns: run, section, metric, model, value, ci_low, ci_high, n, unit. `model` names the model (or the
+pair compared) where a figure has one; `ci_low`/`ci_high` are the Wilson 95 % interval of an accuracy; `n`
+is the number of rows behind a figure. A figure that was not measured (GPU memory on a CPU run, accuracy of
+random weights) is left out of both files rather than written as 0.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from analysis import stats
+from analysis.effective import used
+from analysis.errors import ReportError
+from analysis.facts import RunFacts
+from analysis.runs import DEFAULT_RESULTS, load_run
+
+COLUMNS = ("run", "section", "metric", "model", "value", "ci_low", "ci_high", "n", "unit")
+PEAKS = (  # (metric, key of RunFacts.peaks, unit)
+    ("gpu_memory_used_peak", "peak_gpu_mem_used_bytes", "bytes"),
+    ("torch_allocated_peak", "peak_allocated_bytes", "bytes"),
+    ("torch_reserved_peak", "peak_reserved_bytes", "bytes"),
+    ("process_ram_peak", "peak_process_rss_bytes", "bytes"),
+    ("system_ram_used_peak", "peak_system_ram_used_bytes", "bytes"),
+    ("cpu_peak", "peak_cpu_pct", "percent"),
+    ("cpu_mean", "mean_cpu_pct", "percent"),
+)
+
+
+def _number(x):
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else int(x) if x.is_integer() and abs(x) < 2 ** 53 else x
+
+
+def figures(f: RunFacts) -> list[dict]:
+    """The run's figures, one dict per CSV row (missing figures left out)."""
+    rows: list[dict] = []
+
+    def add(section, metric, value, unit, model="", ci=(None, None), n=None):
+        if _number(value) is not None:
+            rows.append({"run": f.name, "section": section, "metric": metric, "model": model, "value": _number(value),
+                         "ci_low": _number(ci[0]), "ci_high": _number(ci[1]), "n": n, "unit": unit})
+
+    if f.accuracy_meaningful:
+        for model, a in f.accuracy.items():
+            add("accuracy", "test_accuracy", a.value, "fraction", model, a.ci, a.n)
+        for baseline, p in f.paired.items():
+            pair = f"{baseline} vs finetuned"
+            add("paired", "mcnemar_exact_p", p.p_value, "p-value", pair, n=p.n)
+            for metric, value in (("corrected", p.b_only), ("regressed", p.a_only), ("both_right", p.both_right),
+                                  ("both_wrong", p.both_wrong)):
+                add("paired", metric, value, "rows", pair, n=p.n)
+    add("time", "finetune_seconds", f.finetune_seconds, "seconds")
+    add("time", "epochs", f.epochs_done or None, "epochs")
+    add("time", "tokens_per_second", f.tokens_per_s, "tokens per second")
+    add("parameters", "stored_total", f.params.stored, "elements")
+    add("parameters", "logical_total", f.params.logical, "parameters")
+    add("parameters", "trainable", f.params.trainable, "parameters")
+    for metric, key, unit in PEAKS:
+        add("resources", metric, f.peaks[key], unit)
+    add("resources", "disk_taken_by_the_run", f.disk.own, "bytes")
+    add("resources", "disk_used_whole_filesystem_peak", f.disk.filesystem_peak, "bytes")
+    return rows
+
+
+def _nested(rows: list[dict]) -> dict:
+    """Rows as {section: {model: {metric: figure}} or {metric: figure}}; a figure with an interval or a count
+    is {value, ci95, n, unit}, any other {value, unit}."""
+    out: dict = {}
+    for r in rows:
+        figure = {"value": r["value"], "unit": r["unit"]}
+        if r["ci_low"] is not None:
+            figure["ci95"] = [r["ci_low"], r["ci_high"]]
+        if r["n"] is not None:
+            figure["n"] = r["n"]
+        section = out.setdefault(r["section"], {})
+        (section.setdefault(r["model"], {}) if r["model"] else section)[r["metric"]] = figure
+    return out
+
+
+def summary(f: RunFacts) -> dict:
+    m = f.manifest
+    identity = used(f.run, "model.name")
+    return {
+        "run": f.name, "description": f.description, "weights": m.weights,
+        "accuracy_meaningful": f.accuracy_meaningful,
+        "model": f.model, "model_identity": identity if isinstance(identity, dict) else None,
+        "hardware": f.hardware, "device": m.device, "compute_dtype": m.compute_dtype,
+        "test_rows": f.rows("test"), "git_commit": (m.code_version or {}).get("git_commit"),
+        "config_fingerprint": m.config_fingerprint, "data_fingerprint": (m.data or {}).get("fingerprint"),
+        "methods": {"interval": "Wilson score interval, 95 %", "paired_test": "exact McNemar test, two-sided",
+                    "alpha": stats.ALPHA, "finetune_seconds": "training steps of all epochs, without evaluation"},
+        **_nested(figures(f)),
+    }
+
+
+def resolve(target: str) -> Path:
+    """The run folder `target` names: a run folder (holding manifest.json), a config file (its results
+    folder), or a run name under results/."""
+    path = Path(target)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        from pipeline.config import load_config
+        folder = load_config(path, check_files=False).results_path
+    elif path.is_dir():
+        folder = path
+    else:
+        folder = DEFAULT_RESULTS / target
+    if not (folder / "manifest.json").is_file():
+        raise ReportError(f"export: no run at {folder} (no manifest.json; fix: a run folder, a config file, or a run "
+                          f"name under {DEFAULT_RESULTS.name}/)")
+    return folder
+
+
+def export(target: str, out: Path) -> tuple[Path, Path]:
+    """Write <out>/<run>.csv and <out>/<run>.json; returns their paths. ReportError (one line) on bad input."""
+    from pipeline.store import atomic_write_bytes
+    f = RunFacts(load_run(resolve(target)))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(figures(f))
+    paths = (Path(out) / f"{f.name}.csv", Path(out) / f"{f.name}.json")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(paths[0], buf.getvalue().encode())
+        atomic_write_bytes(paths[1], (json.dumps(summary(f), indent=2) + "\n").encode())
+    except OSError as e:
+        raise ReportError(f"export: cannot write {out} ({e.strerror or e}; fix: --out a writable folder)") from None
+    return paths
