@@ -16,6 +16,7 @@ the manifest key stages_requested), gpu_util (range of the sampled GPU utilisati
 """
 from __future__ import annotations
 
+
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from analysis.integrity import record_of
 from pipeline.manifest import Manifest, StageRecord
 from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
 from pipeline.stages import NAMES
-from pipeline.store import RunStore
+from pipeline.store import RunStore, atomic_write_json
 
 RUNS = ("fixture-gpu", "fixture-shape", "fixture-cpu")
 STAGE_MAX_ALLOCATED = {"data": 0.5 * 2 ** 30, "params": 2.1 * 2 ** 30, "baseline": 3.2 * 2 ** 30, "train": 9.9 * 2 ** 30,
@@ -63,10 +64,12 @@ def rewrite_table(folder: Path, name: str, df: pd.DataFrame) -> None:
 
 
 def edit_manifest(folder: Path, change) -> None:
-    """Read a run's manifest as the report does, let `change(manifest)` edit it, write it back."""
-    manifest = Manifest.read(Path(folder) / "manifest.json")
+    """Read a run's manifest as the report does, let `change(manifest)` edit it, write it back as a person
+    editing the file would: as JSON (NaN written as null), past the store's checks, which refuse a malformed record."""
+    path = Path(folder) / "manifest.json"
+    manifest = Manifest.read(path)
     change(manifest)
-    save_manifest(folder, manifest)
+    atomic_write_json(path, manifest.to_dict())
 
 
 def _sentences(rng: np.random.Generator, n: int) -> tuple[list[str], list[str], list[int]]:

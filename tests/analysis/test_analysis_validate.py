@@ -138,7 +138,7 @@ def test_hostile_text_in_a_row_id_is_shown_as_plain_text(run, refused):
     (lambda m: m.data["splits"]["test"]["label_counts"].update({"7": 1}), "`data.splits.test.label_counts` has key '7'"),
     (lambda m: m.environment.update(gpu="NVIDIA H200"), "`environment.gpu` must be a mapping, got str"),
     (lambda m: m.environment["gpu"].update(count="<b>2</b>"), "`environment.gpu.count` must be an integer, got str"),
-    (lambda m: m.environment.update(ram_total_bytes=float("nan")), "`environment.ram_total_bytes` must be a number"),
+    (lambda m: m.environment.update(ram_total_bytes="16 GB"), "`environment.ram_total_bytes` must be a number"),
     (lambda m: m.stages["train"].info.update(epochs_total="<script>"), "`stages.train.epochs_total` must be an integer"),
     (lambda m: m.stages["train"].info.update(peaks=[1]), "`stages.train.peaks` must be a mapping"),
     (lambda m: m.params_summary.update(trainable=True), "`params_summary.trainable` must be a number, got bool"),
