@@ -13,7 +13,7 @@ from functools import cached_property
 
 import pandas as pd
 
-from analysis import cases, effective, progress, resources, stats, training
+from analysis import cases, effective, processes, progress, resources, stats, training
 from analysis.disk import Disk, MachineTotals, machine_totals, run_disk
 from analysis.original import Original, original_study
 from analysis.runs import Run, Selection, select
@@ -176,6 +176,19 @@ class RunFacts:
     def stage_peaks(self) -> pd.DataFrame:
         return resources.per_stage(self.run.table("resources"), self.run.manifest.stages)
 
+    # --- processes (a run launched over several GPUs) ---
+    @property
+    def world_size(self) -> int:
+        return processes.world_size(self.run)
+
+    @property
+    def batch(self) -> processes.Batch:
+        return processes.batch(self.run)
+
+    @cached_property
+    def per_gpu(self) -> pd.DataFrame:
+        return processes.per_gpu(self.run)
+
     @property
     def peak_gpu_bytes(self) -> float:
         """Peak device memory as nvidia-smi shows it (NVML), else torch reserved / allocated."""
@@ -244,6 +257,16 @@ class ReportFacts:
     @property
     def disk_totals(self) -> MachineTotals:
         return machine_totals([f.disk for f in self.runs])
+
+    @property
+    def multi_process(self) -> list[RunFacts]:
+        """Runs launched over several processes (accelerate launch), in report order."""
+        return [f for f in self.runs if f.world_size > 1]
+
+    def one_process_twin(self, f: RunFacts) -> RunFacts | None:
+        """The one-process run of this report that did the same work as `f` (processes.same_work)."""
+        twin = processes.counterpart(f.run, [g.run for g in self.runs])
+        return next((g for g in self.runs if g.run is twin), None)
 
     @property
     def remote_code_runs(self) -> list[str]:

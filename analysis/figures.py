@@ -225,25 +225,28 @@ def runs_overview(report) -> PNG | None:
     return _png(fig)
 
 
-def per_gpu_timeline(facts) -> PNG | None:
-    """A run over several processes: each GPU's memory (NVML) and utilisation over time, one line per rank,
-    on the stage bands of the run. None for a one-process run."""
-    tl = resources.timeline(facts.run.table("resources"))
-    if not len(tl) or tl["rank"].nunique() < 2:
+def per_gpu_timelines(runs) -> PNG | None:
+    """Runs over several processes: each GPU's memory (NVML) and utilisation over time, one line per rank,
+    on the stage bands of the run; two panels per run. None when no run has more than one process."""
+    lines = [(f, tl) for f in runs for tl in [resources.timeline(f.run.table("resources"))]
+             if len(tl) and tl["rank"].nunique() > 1]
+    if not lines:
         return None
-    fig, axes = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True)
-    spans = tl.groupby("stage")["t"].agg(["min", "max"])
-    for ax, (col, title, scale) in zip(axes, (("gpu_mem_used_bytes", "GPU memory used, GiB", fmt.GIB),
-                                              ("gpu_util_pct", "GPU utilisation, %", 1)), strict=True):
-        for st, (a, b) in spans.iterrows():
-            ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
-        for rank, g in tl.groupby("rank"):
-            gpu = g["gpu_index"].dropna()
-            where = f"GPU {int(gpu.iloc[0])}" if len(gpu) else "no GPU"
-            ax.plot(g["t"], g[col] / scale, lw=1, label=f"rank {int(rank)} ({where})")
-        ax.set_ylabel(title)
-        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes[-1].set_xlabel("seconds since the first sample of the run (background colour: stage)")
-    fig.suptitle(label(facts.name, 60), fontsize=9)
+    fig, axes = plt.subplots(2 * len(lines), 1, figsize=(9, 4.2 * len(lines)), squeeze=False)
+    for k, (f, tl) in enumerate(lines):
+        spans = tl.groupby("stage")["t"].agg(["min", "max"])
+        pair = axes[2 * k:2 * k + 2, 0]
+        for ax, (col, title, scale) in zip(pair, (("gpu_mem_used_bytes", "GPU memory used, GiB", fmt.GIB),
+                                                  ("gpu_util_pct", "GPU utilisation, %", 1)), strict=True):
+            for st, (a, b) in spans.iterrows():
+                ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
+            for rank, g in tl.groupby("rank"):
+                gpu = g["gpu_index"].dropna()
+                where = f"GPU {int(gpu.iloc[0])}" if len(gpu) else "no GPU"
+                ax.plot(g["t"], g[col] / scale, lw=1, label=f"rank {int(rank)} ({where})")
+            ax.set_ylabel(title, fontsize=8)
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        pair[0].set_title(label(f.name, 60), fontsize=9)
+        pair[1].set_xlabel("seconds since the run's first sample (background colour: stage)", fontsize=8)
     fig.tight_layout()
     return _png(fig)

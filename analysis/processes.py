@@ -57,3 +57,25 @@ def per_gpu(run, stage: str = "train") -> pd.DataFrame:
                     "peak_torch_reserved_bytes": g["torch_reserved_bytes"].max(),
                     "mean_gpu_util_pct": g["gpu_util_pct"].mean(), "samples": len(g)})
     return pd.DataFrame(out)
+
+
+# Config parts that say how a run is laid out, not what it computes: a run over several GPUs and a one-GPU run
+# whose configs differ only here did the same work (same rows, model, settings, effective batch and order).
+LAYOUT_KEYS = ("run", "description", "output")
+LAYOUT_TRAIN_KEYS = ("micro_batch_size",)
+
+
+def same_work(a, b) -> bool:
+    """True when runs a and b computed the same thing: equal resolved configs apart from names, output
+    folders and the micro-batch (how the effective batch was split), and the same data fingerprint."""
+    def work(run) -> dict:
+        c = {k: v for k, v in (run.manifest.config or {}).items() if k not in LAYOUT_KEYS}
+        c["train"] = {k: v for k, v in (c.get("train") or {}).items() if k not in LAYOUT_TRAIN_KEYS}
+        return c
+    fa, fb = a.manifest.data.get("fingerprint"), b.manifest.data.get("fingerprint")
+    return bool(a.manifest.config) and work(a) == work(b) and fa == fb
+
+
+def counterpart(run, others) -> object | None:
+    """The one-process run among `others` that did the same work as `run` (None when the report has none)."""
+    return next((o for o in others if o is not run and world_size(o) == 1 and same_work(run, o)), None)

@@ -16,7 +16,6 @@ the manifest key stages_requested), gpu_util (range of the sampled GPU utilisati
 """
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import numpy as np
@@ -381,3 +380,31 @@ def make_results(root: Path) -> Path:
 if __name__ == "__main__":
     import sys
     print(make_results(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/report-fixture")))
+
+
+def write_two_gpu_twin(root: Path, one_gpu: str, name: str, *, speedup: float = 1.6) -> Path:
+    """`one_gpu`'s run as if launched over 2 processes (one GPU each), the same work: its config differs only
+    in names and micro-batch; each rank sampled its own GPU; epochs took 1/speedup of the time."""
+    import shutil
+    src, folder = Path(root) / one_gpu, Path(root) / name
+    shutil.copytree(src, folder)
+    res = RunStore(folder).read("resources")
+    rank1 = res.assign(rank=1, gpu_index=1, gpu_mem_used_bytes=res["gpu_mem_used_bytes"] * 0.9)
+    RunStore(folder).write("resources", pd.concat([res, rank1], ignore_index=True))
+    ep = RunStore(folder).read("epochs")
+    ep["seconds"] = ep["seconds"] / speedup
+    ep["tokens_per_s"] = ep["tokens"] / ep["seconds"]
+    RunStore(folder).write("epochs", ep)
+    m = Manifest.read(src / "manifest.json")
+    m.run, m.description = name, f"Fixture run {name} (2 GPUs)."
+    m.config = {**m.config, "run": name, "description": m.description,
+                "train": {**m.config["train"], "micro_batch_size": m.config["train"]["batch_size"] // 2}}
+    m.processes = {"world_size": 2, "ranks": [{"rank": r, "device": f"cuda:{r}", "gpu": "NVIDIA H200"} for r in (0, 1)]}
+    info = m.stages["train"].info
+    info["batch"] = {"effective": m.config["train"]["batch_size"], "micro": m.config["train"]["batch_size"] // 2,
+                     "processes": 2, "accumulation": 1}
+    info["finetune_seconds"] = float(ep["seconds"].sum())
+    if m.tables is not None:
+        record_tables(folder, m)
+    save_manifest(folder, m)
+    return folder

@@ -65,3 +65,40 @@ def cap_table(R: ReportFacts) -> Markdown:
         within = "yes" if c.within else "no" if c.measured else "not measured"
         rows.append([f.name, fmt.mem(c.cap), fmt.mem(c.allocated), fmt.mem(c.reserved), fmt.pct(c.share), within])
     return table(["run", "cap", "peak allocated", "peak reserved", "of the cap", "within the cap"], rows, align="lrrrrl")
+
+
+def scaling_table(r: ReportFacts) -> Markdown:
+    """Each run over several GPUs beside the one-GPU run of the same work: effective batch and its split,
+    fine-tuning time, tokens/s, speed-up and scaling efficiency (speed-up / GPUs), and test accuracy."""
+    rows = []
+    for f in r.multi_process:
+        b, twin = f.batch, r.one_process_twin(f)
+        split = (f"{b.effective} = {b.micro} x {b.processes} x {b.accumulation}" if b.recorded
+                 else NOT_RECORDED)
+        speedup = (twin.finetune_seconds / f.finetune_seconds) if twin is not None else float("nan")
+        acc = (f"{fmt.pct(f.acc('finetuned').value)} vs {fmt.pct(twin.acc('finetuned').value)}"
+               if twin is not None and f.accuracy_meaningful and "finetuned" in f.accuracy else "not reported")
+        rows.append([f.name, f.world_size, split, fmt.seconds(f.finetune_seconds), fmt.integer(f.tokens_per_s),
+                     twin.name if twin is not None else "none in this report",
+                     fmt.seconds(twin.finetune_seconds) if twin is not None else "–",
+                     fmt.integer(twin.tokens_per_s) if twin is not None else "–",
+                     "–" if twin is None else f"{speedup:.2f}x",
+                     "–" if twin is None else fmt.pct(speedup / f.world_size, 0), acc])
+    return table(["run", "GPUs", "effective batch = micro x GPUs x accumulation", "fine-tuning time", "tokens/s",
+                  "same work on one GPU", "its time", "its tokens/s", "speed-up", "scaling efficiency",
+                  "test accuracy (this / one GPU)"], rows, align="lrlrrlrrrrl")
+
+
+def per_gpu_table(r: ReportFacts) -> Markdown:
+    """During training, per process: its GPU, peak device memory (NVML), peak torch reserved and mean GPU
+    utilisation; the one-GPU run of the same work below each, for comparison."""
+    rows = []
+    for f in r.multi_process:
+        twin = r.one_process_twin(f)
+        for run in (f, twin) if twin is not None else (f,):
+            for g in run.per_gpu.itertuples():
+                rows.append([run.name, g.rank, "not recorded" if g.gpu_index is None else g.gpu_index,
+                             fmt.gib(g.peak_gpu_mem_used_bytes), fmt.gib(g.peak_torch_reserved_bytes),
+                             fmt.pct_value(g.mean_gpu_util_pct), g.samples])
+    return table(["run", "rank", "GPU", "device memory used, peak GiB (NVML)", "torch reserved, peak GiB",
+                  "GPU utilisation, mean", "samples"], rows, align="lrrrrrr")

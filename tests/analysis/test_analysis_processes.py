@@ -1,0 +1,43 @@
+"""Runs over several GPUs in the report: the one-GPU run of the same work is found by config and data, the
+effective batch is stated as micro x GPUs x accumulation, scaling and per-GPU figures come from the tables."""
+import re
+
+from analysis import figures, sections
+from analysis.figures import PNG
+from tests.report_fixture import edit_manifest, write_two_gpu_twin
+
+
+def test_a_two_gpu_run_is_set_beside_the_one_gpu_run_of_the_same_work(results, facts):
+    write_two_gpu_twin(results, "fixture-gpu", "fixture-gpu-x2", speedup=1.6)
+    R = facts("fixture-gpu,fixture-gpu-x2,fixture-shape")
+    multi = R.multi_process
+    assert [f.name for f in multi] == ["fixture-gpu-x2"]
+    assert R.one_process_twin(multi[0]).name == "fixture-gpu"
+
+    md = sections.resources.scaling_table(R)
+    row = next(line for line in md.splitlines() if line.startswith("| fixture-gpu-x2"))
+    assert "8 = 4 x 2 x 1" in row
+    assert "1.60x" in row and "80 %" in row  # speed-up 1.6 on 2 GPUs: 80 % efficiency
+    acc = f"{R.headline.acc('finetuned').value:.1%}".replace("%", " %")
+    assert row.count(acc) == 2, row  # same predictions copied: the accuracies agree
+
+    per_gpu = sections.resources.per_gpu_table(R)
+    ranks = re.findall(r"^\| (fixture-gpu(?:-x2)?) \| (\d) \| (\d)", per_gpu, re.M)
+    assert ranks == [("fixture-gpu-x2", "0", "0"), ("fixture-gpu-x2", "1", "1"), ("fixture-gpu", "0", "0")]
+    assert isinstance(figures.per_gpu_timelines(multi), PNG)
+    assert figures.per_gpu_timelines([R.headline]) is None  # one process: no per-GPU figure
+
+
+def test_a_run_that_did_different_work_is_not_its_twin(results, facts):
+    write_two_gpu_twin(results, "fixture-gpu", "fixture-gpu-x2-lr")
+    edit_manifest(results / "fixture-gpu-x2-lr",
+                  lambda m: m.config["train"].update(learning_rate=m.config["train"]["learning_rate"] * 2))
+    R = facts("fixture-gpu,fixture-gpu-x2-lr")
+    assert R.one_process_twin(R.multi_process[0]) is None
+    row = next(line for line in sections.resources.scaling_table(R).splitlines() if "x2-lr" in line)
+    assert "none in this report" in row and "not reported" not in row.split("|")[3]
+
+
+def test_no_multi_gpu_runs_no_section(facts):
+    R = facts("fixture-gpu,fixture-shape,fixture-cpu")
+    assert R.multi_process == []
