@@ -1,7 +1,9 @@
-"""The README's performance section, generated from the latest GPU benchmark record (never typed by hand).
+"""The README's performance and scaling sections, generated from the latest benchmark records (never typed
+by hand): benchmarks/results/<config>-<time>.json (benchmarks/bench.py, on a GPU, with targets) and
+benchmarks/results/scaling-<time>.json (benchmarks/scaling.py).
 
-    python benchmarks/readme.py          rewrite the section between the markers in README.md
-    python benchmarks/readme.py --check  exit 1 if README.md's section differs from the record (a test runs this)
+    python benchmarks/readme.py          rewrite the sections between their markers in README.md
+    python benchmarks/readme.py --check  exit 1 if README.md's sections differ from the records (a test runs this)
 """
 from __future__ import annotations
 
@@ -11,21 +13,28 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.scaling from the repository root
 RESULTS = ROOT / "benchmarks" / "results"
-START, END = "<!-- performance:start -->", "<!-- performance:end -->"
+MARKERS = {"performance": ("<!-- performance:start -->", "<!-- performance:end -->"),
+           "scaling": ("<!-- scaling:start -->", "<!-- scaling:end -->")}
 
 
-def latest_record(folder: Path = RESULTS) -> tuple[Path, dict] | None:
-    """The newest record made on a GPU with a complete ladder (one with `targets`)."""
-    found = []
-    for p in folder.glob("*.json"):
-        r = json.loads(p.read_text())
-        if r.get("gpu") and r.get("targets"):
-            found.append((r["created"], p, r))
+def _latest(pattern: str, keep, folder: Path) -> tuple[Path, dict] | None:
+    found = [(r["created"], p, r) for p in folder.glob(pattern) for r in [json.loads(p.read_text())] if keep(r)]
     if not found:
         return None
     _, path, record = max(found, key=lambda t: t[0])
     return path, record
+
+
+def latest_record(folder: Path = RESULTS) -> tuple[Path, dict] | None:
+    """The newest bench.py record made on a GPU with a complete ladder (one with `targets`)."""
+    return _latest("*.json", lambda r: r.get("gpu") and r.get("targets"), folder)
+
+
+def latest_scaling(folder: Path = RESULTS) -> tuple[Path, dict] | None:
+    """The newest scaling.py record."""
+    return _latest("scaling-*.json", lambda r: "pairs" in r, folder)
 
 
 def _gib(v) -> str:
@@ -60,29 +69,42 @@ def section(path: Path, r: dict) -> str:
     return "\n".join(lines)
 
 
+def scaling_section(path: Path, r: dict) -> str:
+    from benchmarks.scaling import table
+    rel = path.relative_to(ROOT).as_posix()
+    gpus = {g.get("name") for p in r["pairs"] for g in p.get("gpus") or [] if g}
+    return "\n".join([f"From [{path.name}]({rel}) (`{r['command']}`), on {', '.join(sorted(gpus)) or 'GPUs'}; "
+                      f"{r['note']}.", "", table(r)])
+
+
+def rewrite(readme: str, name: str, body: str) -> str:
+    start, end = MARKERS[name]
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md: the markers {start} and {end} are missing")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    found = latest_record()
-    if found is None:
-        print("no GPU benchmark record with targets in benchmarks/results/", file=sys.stderr)
-        return 1
-    readme = (ROOT / "README.md").read_text()
-    if START not in readme or END not in readme:
-        print(f"README.md: the markers {START} and {END} are missing", file=sys.stderr)
-        return 1
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{section(*found)}\n{END}{tail}"
+    readme = old = (ROOT / "README.md").read_text()
+    for name, found, render in (("performance", latest_record(), section),
+                                ("scaling", latest_scaling(), scaling_section)):
+        if found is None:
+            print(f"no {name} record in benchmarks/results/", file=sys.stderr)
+            return 1
+        readme = rewrite(readme, name, render(*found))
     if args.check:
-        if new != readme:
-            print("README.md's performance section differs from the latest record "
+        if readme != old:
+            print("README.md's performance or scaling section differs from the latest records "
                   "(fix: python benchmarks/readme.py)", file=sys.stderr)
             return 1
         return 0
-    (ROOT / "README.md").write_text(new)
-    print(f"README.md: performance section from {found[0].name}")
+    (ROOT / "README.md").write_text(readme)
+    print("README.md: performance and scaling sections rewritten from the latest records")
     return 0
 
 

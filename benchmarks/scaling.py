@@ -73,6 +73,24 @@ def compare(one: Path, many: Path) -> dict:
     return row
 
 
+def table(record: dict) -> str:
+    """The record as a markdown table (printed by this script, and the README's scaling section)."""
+    lines = ["| runs | GPUs | batch (effective = micro x GPUs x accumulation) | tokens/s (epochs after the first) | "
+             "speed-up | efficiency | per-GPU peak memory, NVML (1 GPU / each of N) | test accuracy | "
+             "test rows predicted differently |", "|---|---|---|---|---|---|---|---|---|"]
+    for p in record["pairs"]:
+        b = p["batch"][1] or {}
+        acc = " vs ".join(f"{x:.1%}" for x in p.get("test_accuracy", [])) or "– (random weights)"
+        mem = [[g["peak_gpu_mem_used_bytes"] / 2**30 for g in side] for side in p["per_gpu"]]
+        mem_text = " / ".join(", ".join(f"{m:.1f} GiB" for m in side) for side in mem)
+        lines.append(f"| {' vs '.join(p['runs'])} | 1 vs {p['processes'][1]} | {b.get('effective')} = {b.get('micro')} "
+                     f"x {b.get('processes')} x {b.get('accumulation')} | {p['tokens_per_s_warm_epochs'][0]:,.0f} vs "
+                     f"{p['tokens_per_s_warm_epochs'][1]:,.0f} | {p['speedup']:.2f}x | {p['scaling_efficiency']:.0%} | "
+                     f"{mem_text} | {acc} | "
+                     f"{p.get('test_rows_predicted_differently', '–')}{' of ' + str(p['test_rows']) if 'test_rows' in p else ''} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or len(argv) % 2:
         print(__doc__, file=sys.stderr)
@@ -90,16 +108,7 @@ def main(argv: list[str]) -> int:
     out = ROOT / "benchmarks" / "results" / f"scaling-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out}")
-    print("| runs | GPUs | batch (effective = micro x GPUs x accumulation) | tokens/s | speed-up | efficiency | "
-          "test accuracy | rows predicted differently |")
-    print("|---|---|---|---|---|---|---|---|")
-    for p in record["pairs"]:
-        b = p["batch"][1] or {}
-        acc = " / ".join(f"{x:.1%}" for x in p.get("test_accuracy", [])) or "– (random weights)"
-        print(f"| {' vs '.join(p['runs'])} | 1 vs {p['processes'][1]} | {b.get('effective')} = {b.get('micro')} x "
-              f"{b.get('processes')} x {b.get('accumulation')} | {p['tokens_per_s_warm_epochs'][0]:,.0f} vs "
-              f"{p['tokens_per_s_warm_epochs'][1]:,.0f} | {p['speedup']:.2f}x | {p['scaling_efficiency']:.0%} | {acc} | "
-              f"{p.get('test_rows_predicted_differently', '–')} |")
+    print(table(record))
     return 0
 
 
