@@ -236,7 +236,7 @@ def main() -> int:
 
     from benchmarks.measure import matmul_peak_tflops
     from pipeline.config import load_config
-    from pipeline.environment import capture_environment, code_version
+    from pipeline.environment import capture_environment, run_code_version
     from pipeline.model import add_lora, apply_gpu_cap, free, load_classifier
     from pipeline.runner import Runner
 
@@ -253,7 +253,7 @@ def main() -> int:
               "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
               "gpu": (env.get("gpu") or {}).get("name"), "driver": (env.get("gpu") or {}).get("driver"),
               "cuda": env.get("cuda"), "libraries": env.get("libraries"),
-              "git_commit": code_version(ROOT).get("git_commit") or __import__("os").environ.get("PIPELINE_GIT_COMMIT"),
+              "git_commit": run_code_version(ROOT).get("git_commit"),
               "config": args.config, "overrides": args.overrides, "train_rows": len(ctx.seqs),
               "matmul_peak_tflops_measured": peak,
               "mfu_note": "model FLOPs utilisation = real (non-padding) tokens/s x FLOPs per token / the dense "

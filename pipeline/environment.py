@@ -247,3 +247,17 @@ def code_version(root: Path) -> dict:
         out["dirty"] = len(lines) > untracked
         out["untracked"] = untracked
     return out
+
+
+def run_code_version(root: Path) -> dict:
+    """The code a run used, for its manifest: git's view of the checkout, unless the launcher names the commit
+    in PIPELINE_GIT_COMMIT (a lent GPU machine runs a copy of the working tree, with no .git or with a stale
+    one that would name the wrong commit and call the tree dirty); git's view is then kept beside it."""
+    v = code_version(root)
+    named = os.environ.get("PIPELINE_GIT_COMMIT", "").strip()
+    if not named:
+        return v
+    out = {"git_commit": named, "dirty": None, "untracked": None, "source": "PIPELINE_GIT_COMMIT (set by the launcher)"}
+    if v.get("git_commit") is not None:
+        out["checkout_git"] = v  # what the copy's own .git said
+    return out

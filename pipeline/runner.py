@@ -211,13 +211,13 @@ class Runner:
 
     def _header(self, wanted: list[str]) -> dict:
         """The manifest fields that describe this call: config, code, environment, command."""
-        from pipeline.environment import capture_environment
+        from pipeline.environment import capture_environment, run_code_version
         commands = list(dict.fromkeys([*self.store.manifest().commands, self._command(wanted)]))
         config = self.cfg.to_dict()
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
                 "config": config, "config_fingerprint": fingerprint(config),
                 "weights": "random" if self.cfg.model.source == "random" else "pretrained",
-                "code_version": _code_version(), "environment": capture_environment(),
+                "code_version": run_code_version(PROJECT_ROOT), "environment": capture_environment(),
                 "commands": commands, "stages_requested": wanted}
 
     def _print_summary(self, seconds: float) -> None:
@@ -251,11 +251,3 @@ def _empty():
     return TABLES["resources"].empty_table().to_pandas()
 
 
-def _code_version() -> dict:
-    """git's view of the checkout; where the code was copied without .git (a lent GPU machine), the
-    commit it was copied from, handed over in PIPELINE_GIT_COMMIT."""
-    from pipeline.environment import code_version
-    v = code_version(PROJECT_ROOT)
-    if v.get("git_commit") is None and os.environ.get("PIPELINE_GIT_COMMIT"):
-        v = {**v, "git_commit": os.environ["PIPELINE_GIT_COMMIT"], "source": "PIPELINE_GIT_COMMIT (copy without .git)"}
-    return v

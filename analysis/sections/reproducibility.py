@@ -33,11 +33,14 @@ def checksum_table(f: RunFacts) -> Markdown:
 
 
 def code_state(f: RunFacts) -> str:
-    """"clean" or "with uncommitted changes (dirty)", as recorded; "" when the manifest has no code version."""
+    """"clean" or "with uncommitted changes (dirty)", as recorded; for a commit the launcher named (a copy of
+    the tree on a lent machine), that; "" when the manifest has no code version."""
     cv = f.manifest.code_version or {}
     if not cv:
         return ""
-    return "with uncommitted changes (dirty)" if cv.get("dirty") else "clean"
+    if cv.get("dirty") is None:
+        return "the commit the launcher named (PIPELINE_GIT_COMMIT), the tree copied from it" if cv.get("source") else ""
+    return "with uncommitted changes (dirty)" if cv["dirty"] else "clean"
 
 
 def resolved_config(f: RunFacts) -> Markdown:

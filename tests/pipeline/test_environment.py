@@ -97,3 +97,26 @@ def test_code_version_of_a_checkout(tmp_path, monkeypatch):
     sub = tmp_path / "pkg"
     sub.mkdir()
     assert code_version(sub)["git_commit"] == head  # any folder inside the checkout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_launchers_commit_wins_over_a_stale_git_copy(tmp_path, monkeypatch):
+    """A lent GPU machine runs a copy of the working tree whose .git may be stale (an older commit, the tree
+    then 'dirty'): the commit the launcher names in PIPELINE_GIT_COMMIT is the code that ran; git's view is kept."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "old"], cwd=tmp_path, check=True)
+    (tmp_path / "a.py").write_text("x = 2\n")  # the newer code the launcher copied in
+    monkeypatch.delenv("PIPELINE_GIT_COMMIT", raising=False)
+    assert environment.run_code_version(tmp_path)["dirty"] is True  # git alone: the old commit, dirty
+    monkeypatch.setenv("PIPELINE_GIT_COMMIT", "f" * 40)
+    v = environment.run_code_version(tmp_path)
+    assert v["git_commit"] == "f" * 40 and v["source"].startswith("PIPELINE_GIT_COMMIT")
+    assert v["checkout_git"]["dirty"] is True and v["checkout_git"]["git_commit"] != "f" * 40
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    outside = tmp_path / "copy"
+    outside.mkdir()
+    assert "checkout_git" not in environment.run_code_version(outside / "missing")
