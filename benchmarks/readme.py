@@ -32,6 +32,12 @@ def latest_record(folder: Path = RESULTS) -> tuple[Path, dict] | None:
     return _latest("*.json", lambda r: r.get("gpu") and r.get("targets"), folder)
 
 
+def latest_full_ladder(folder: Path = RESULTS) -> tuple[Path, dict] | None:
+    """The newest GPU record with every ladder line at more than one micro-batch size."""
+    return _latest("*.json", lambda r: r.get("gpu") and r.get("targets") and
+                   len({x["micro_batch"] for x in r["results"]}) > 1, folder)
+
+
 def latest_scaling(folder: Path = RESULTS) -> tuple[Path, dict] | None:
     """The newest scaling.py record."""
     return _latest("scaling-*.json", lambda r: "pairs" in r, folder)
@@ -41,15 +47,8 @@ def _gib(v) -> str:
     return "–" if v is None else f"{v / 2**30:.2f}"
 
 
-def section(path: Path, r: dict) -> str:
-    rel = path.relative_to(ROOT).as_posix()
-    lines = [f"Measured on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
-             f"bitsandbytes {r['libraries'].get('bitsandbytes')}) by `{r['command']}` at commit "
-             f"`{(r.get('git_commit') or 'unknown')[:12]}`; the full record, with the profiler's top kernels for "
-             f"every line, is [{path.name}]({rel}). Phi-2's shape with random weights, 4-bit NF4 + LoRA r=16, "
-             f"{r['train_rows']} training rows; tokens are real (non-padding) tokens; each pipeline line adds one "
-             "change to the line above.", "",
-             "| loop | setting | micro-batch | dtype | tokens/s | s/epoch | peak allocated GiB | peak reserved GiB "
+def _ladder(r: dict) -> list[str]:
+    lines = ["| loop | setting | micro-batch | dtype | tokens/s | s/epoch | peak allocated GiB | peak reserved GiB "
              "| GPU busy | MFU |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x in r["results"]:
         busy = "–" if x.get("gpu_busy_fraction") is None else f"{x['gpu_busy_fraction']:.0%}"
@@ -57,15 +56,34 @@ def section(path: Path, r: dict) -> str:
         lines.append(f"| {x['loop']} | {x['setting']} | {x['micro_batch']} | {x['dtype']} | {x['tokens_per_s']:,.0f} | "
                      f"{x['seconds_per_epoch']:.1f} | {_gib(x.get('peak_allocated_bytes'))} | "
                      f"{_gib(x.get('peak_reserved_bytes'))} | {busy} | {mfu} |")
+    return lines
+
+
+def _made(path: Path, r: dict) -> str:
+    return (f"by `{r['command']}` on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
+            f"bitsandbytes {r['libraries'].get('bitsandbytes')}), {r['created']}, record "
+            f"[{path.name}]({path.relative_to(ROOT).as_posix()}) (git commit as recorded: "
+            f"`{(r.get('git_commit') or 'unknown')[:12]}`)")
+
+
+def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
+    lines = [f"Measured {_made(path, r)}, with the profiler's top kernels for every line. Phi-2's shape with "
+             f"random weights, 4-bit NF4 + LoRA r=16, {r['train_rows']} training rows; tokens are real (non-padding) "
+             "tokens; each pipeline line adds one change to the line above.", "", *_ladder(r)]
     lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
     for t in r["targets"]:
-        verdict = "met" if t["met"] else ("not measured" if t["met"] is None else f"missed by {t['missed_by']}")
-        lines.append(f"| {t['target']} | {t['goal']}{t.get('unit', '')} | {t['measured']} | {verdict} |")
+        verdict = "met" if t["met"] else ("not measured in this record" if t["met"] is None
+                                          else f"missed by {t['missed_by']}")
+        measured = "–" if t["measured"] is None else f"{t['measured']:,}{t.get('unit', '')}"
+        lines.append(f"| {t['target']} | {t['goal']:,} | {measured} | {verdict} |")
     for a in r.get("loss_agreement", []):
-        lines += ["", f"What is learned does not change: over the first {a['steps']} steps at micro-batch "
-                      f"{a['micro_batch']} (dropout off in both), the pipeline's per-step losses differ from the plain "
-                      f"loop's by at most {a['max_relative_difference']:.1e} relative (mean "
-                      f"{a['mean_relative_difference']:.1e}): bfloat16 rounding in different kernels."]
+        lines += ["", f"Per-step losses against the plain loop's, first {a['steps']} steps at micro-batch "
+                      f"{a['micro_batch']}, dropout off in both, same weights, rows, order and schedule; "
+                      f"{a.get('setting', 'the default of this record')}: at most "
+                      f"{a['max_relative_difference']:.1e} relative (mean {a['mean_relative_difference']:.1e})."]
+    if full is not None and full[0] != path:
+        lines += ["", f"Every change at micro-batches 8 and 32, measured {_made(*full)}. In that record the "
+                      "last line, bfloat16 LayerNorm, was still the default:", "", *_ladder(full[1])]
     return "\n".join(lines)
 
 
@@ -86,12 +104,13 @@ def rewrite(readme: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None, readme_path: Path = ROOT / "README.md") -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
-    readme = old = (ROOT / "README.md").read_text()
-    for name, found, render in (("performance", latest_record(), section),
+    args = ap.parse_args(argv)
+    readme = old = readme_path.read_text()
+    full = latest_full_ladder()
+    for name, found, render in (("performance", latest_record(), lambda p, r: section(p, r, full)),
                                 ("scaling", latest_scaling(), scaling_section)):
         if found is None:
             print(f"no {name} record in benchmarks/results/", file=sys.stderr)
@@ -103,7 +122,7 @@ def main() -> int:
                   "(fix: python benchmarks/readme.py)", file=sys.stderr)
             return 1
         return 0
-    (ROOT / "README.md").write_text(readme)
+    readme_path.write_text(readme)
     print("README.md: performance and scaling sections rewritten from the latest records")
     return 0
 

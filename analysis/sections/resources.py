@@ -85,7 +85,7 @@ def scaling_table(r: ReportFacts) -> Markdown:
                      "–" if twin is None else f"{speedup:.2f}x",
                      "–" if twin is None else fmt.pct(speedup / f.world_size, 0), acc])
     return table(["run", "GPUs", "effective batch = micro x GPUs x accumulation", "fine-tuning time", "tokens/s",
-                  "same work on one GPU", "its time", "its tokens/s", "speed-up", "scaling efficiency",
+                  "same work on one GPU", "its time", "its tokens/s", "speed-up in fine-tuning time", "scaling efficiency",
                   "test accuracy (this / one GPU)"], rows, align="lrlrrlrrrrl")
 
 

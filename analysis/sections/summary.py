@@ -53,7 +53,10 @@ def params_cell(f: RunFacts, o: Original) -> str:
 def resource_cell(f: RunFacts) -> str:
     pk = f.peaks
     own = fmt.size(f.disk.own, "not recorded")
-    s = (f"GPU {fmt.gib(f.peak_gpu_bytes)}, RAM {fmt.gib(pk['peak_process_rss_bytes'])}, "
+    # a run over several processes: each figure is the most any one GPU or process reached
+    each = f" on the most loaded of {f.world_size} GPUs" if f.world_size > 1 else ""
+    per = " per process" if f.world_size > 1 else ""
+    s = (f"GPU {fmt.gib(f.peak_gpu_bytes)}{each}, RAM {fmt.gib(pk['peak_process_rss_bytes'])}{per}, "
          f"CPU peak {fmt.pct_value(pk['peak_cpu_pct'])}, disk taken by the run {own} "
          f"(whole filesystem {fmt.gib(f.disk.filesystem_peak, 1)})")
     return s + (f"; cap {fmt.gib(f.cap_bytes)}" if f.cap_bytes else "")

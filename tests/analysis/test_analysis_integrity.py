@@ -115,14 +115,16 @@ def test_run_without_checksums_is_read_and_says_so(old_run):
     assert "tables" not in json.loads((old_run / "manifest.json").read_text())
 
 
-def test_committed_runs_predate_checksums_and_load():
-    for folder in sorted((runs.DEFAULT_RESULTS).glob("*/manifest.json")):
+def test_committed_runs_verify_against_their_checksums_and_tag_every_process():
+    folders = sorted((runs.DEFAULT_RESULTS).glob("*/manifest.json"))
+    assert folders
+    for folder in folders:
         run = runs.load_run(folder.parent)
-        assert run.checksums.state == "not recorded", folder.parent.name
-        # recorded before resources were tagged by process: one process, rank 0, device index not recorded
+        assert run.checksums.state == "verified", folder.parent.name
         res = run.table("resources")
-        assert "rank" not in pq.read_schema(folder.parent / "resources.parquet").names
-        assert (res["rank"] == 0).all() and res["gpu_index"].isna().all()
+        world = (run.manifest.processes or {}).get("world_size", 1)
+        assert sorted(res["rank"].unique()) == list(range(world)), folder.parent.name
+        assert res["gpu_index"].notna().all(), folder.parent.name  # all ran on GPUs
 
 
 @pytest.mark.parametrize("damage, words", [

@@ -1,0 +1,27 @@
+"""README.md's performance and scaling sections are generated from the committed benchmark records
+(benchmarks/readme.py): a figure typed by hand, or a record committed without regenerating, fails here."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_sections_match_the_latest_records():
+    r = subprocess.run([sys.executable, "benchmarks/readme.py", "--check"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_changed_figure_is_caught_and_rewritten(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.readme as readme
+    text = (ROOT / "README.md").read_text()
+    start, end = readme.MARKERS["scaling"]
+    body = text.split(start, 1)[1].split(end, 1)[0]
+    assert "x |" in body  # the scaling table is there
+    fake = tmp_path / "README.md"
+    fake.write_text(text.replace(body, body.replace("x |", "x (typed) |", 1)))
+    assert readme.main(["--check"], fake) == 1
+    assert readme.main([], fake) == 0
+    assert fake.read_text() == text
