@@ -8,6 +8,9 @@ this one's temporary file behind, nothing after it.
 
     PIPELINE_KILL_AT=train:epochs.parquet:2   SIGKILL this process at that point (no handlers run)
     PIPELINE_WRITE_LOG=/tmp/points.txt        append every point's name to that file
+    PIPELINE_HOLD_AT=data:samples.parquet:1   at that point, create PIPELINE_HOLD_FILE + ".held" and wait until
+    PIPELINE_HOLD_FILE=/tmp/hold              PIPELINE_HOLD_FILE exists (a test holds a run mid-way, e.g. so
+                                              that a second one meets its lock whatever the machine's speed)
 
 `history` lists this process's points in order (how an in-process test finds them all). Unset variables
 cost one dictionary lookup per write.
@@ -21,6 +24,7 @@ from pathlib import Path
 
 KILL_AT = "PIPELINE_KILL_AT"
 WRITE_LOG = "PIPELINE_WRITE_LOG"
+HOLD_AT, HOLD_FILE = "PIPELINE_HOLD_AT", "PIPELINE_HOLD_FILE"
 
 history: list[str] = []
 _stage = "-"
@@ -51,6 +55,17 @@ def point(path: Path | str) -> None:
             f.write(name + "\n")
     if _dead or os.environ.get(KILL_AT) == name:
         die()
+    if os.environ.get(HOLD_AT) == name and os.environ.get(HOLD_FILE):
+        hold(Path(os.environ[HOLD_FILE]))
+
+
+def hold(release: Path, timeout_s: float = 600.0) -> None:
+    """Say we are held (release + ".held"), then wait for `release` to exist."""
+    import time
+    Path(f"{release}.held").touch()
+    deadline = time.monotonic() + timeout_s
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def die() -> None:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -58,12 +59,16 @@ def test_two_runs_at_once_one_refuses_and_the_other_finishes(small_reference, tm
     """Two real processes on one fresh folder: the second, started while the first holds the lock, refuses;
     the first ends with the results a run alone gives."""
     cmd = [sys.executable, "-m", "pipeline", "run", CONFIG, *sets(overrides(tmp_path))]
-    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lock = folder(tmp_path) / ".lock"
-    deadline = time.time() + 120
-    while not (lock.exists() and lock.read_text().strip()) and first.poll() is None and time.time() < deadline:
+    release = tmp_path / "release"  # the first run waits at its first table write until this file exists
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PIPELINE_HOLD_AT": "data:samples.parquet:1",
+                                  "PIPELINE_HOLD_FILE": str(release)})
+    deadline = time.time() + 300
+    while not Path(f"{release}.held").exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    assert Path(f"{release}.held").exists(), "the first run never reached its hold point"
     second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    release.touch()
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     assert second.returncode == 2, second.stderr[-2000:]
@@ -73,7 +78,7 @@ def test_two_runs_at_once_one_refuses_and_the_other_finishes(small_reference, tm
                         rf"{re.escape(socket.gethostname())} since \S+ \({re.escape(command)}\) \(fix: wait for it to "
                         rf"finish, or pass --wait\)", line), line
     assert_same_results(small_reference.complete, tmp_path)
-    assert not lock.exists()
+    assert not (folder(tmp_path) / ".lock").exists()
 
 
 def test_wait_waits_for_the_holder(small_reference, tmp_path):
