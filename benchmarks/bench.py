@@ -14,6 +14,10 @@ s/epoch are the mean of the later epochs, with every epoch's figure listed to sh
 Per-step losses of both loops over the first 50 steps are compared with dropout off in both (dropout
 draws different masks in different code paths), at the first micro-batch size.
 A JSON record goes to --out (commit the H200's); a table is printed at the end.
+
+(Over the project's ~300-line guide: the ladder, the pipeline side of the measurement, the targets and the
+printed table all read one record's fields and are checked against each other when one changes; the plain
+loop and the profiler helpers live in plain_loop.py and measure.py.)
 """
 from __future__ import annotations
 
