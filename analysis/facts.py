@@ -139,6 +139,10 @@ class RunFacts:
     def tokens_per_s(self) -> float:
         return training.tokens_per_s(self.epochs)
 
+    @property
+    def warm_tokens_per_s(self) -> float:
+        return training.warm_tokens_per_s(self.epochs)
+
     @cached_property
     def trend(self) -> training.ValidationTrend:
         return training.validation_trend(self.epochs)

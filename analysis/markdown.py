@@ -30,16 +30,15 @@ _BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 / C1 controls other than white space
 MAX_WORD = 64     # a sha256 in hex still fits; anything longer is no word a reader needs whole on the page
 MAX_TEXT = 5000   # a premise or a description is far shorter
-_LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
 
 
 def _cut(s: str, keep: int) -> str:
     return f"{s[:keep]}…(+{len(s) - keep:,} characters)"
 
 
-def bounded(s: str) -> str:
+def bounded(s: str, max_word: int = MAX_WORD) -> str:
     """`s` with its long words (and itself, when very long) cut, each cut marked."""
-    s = _LONG_WORD.sub(lambda m: _cut(m.group(0), MAX_WORD), s)
+    s = re.sub(r"\S{%d,}" % (max_word + 1), lambda m: _cut(m.group(0), max_word), s)
     return _cut(s, MAX_TEXT) if len(s) > MAX_TEXT else s
 
 
@@ -89,9 +88,9 @@ def code(value) -> Markdown:
     return Markdown(f"{fence}{pad}{s}{pad}{fence}")
 
 
-def fenced(body: str, language: str = "") -> Markdown:
+def fenced(body: str, language: str = "", max_word: int = MAX_WORD) -> Markdown:
     """A fenced code block around multi-line untrusted text (e.g. a YAML dump): the fence outgrows it."""
-    lines = [bounded(ln) for ln in displayable(body).rstrip().splitlines()]
+    lines = [bounded(ln, max_word) for ln in displayable(body).rstrip().splitlines()]
     longest = max((len(m) for ln in lines for m in re.findall(r"`{3,}", ln)), default=2)
     fence = "`" * (longest + 1)
     return Markdown(fence + language + "\n" + "\n".join(lines) + "\n" + fence)

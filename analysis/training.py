@@ -24,6 +24,14 @@ def tokens_per_s(epochs: pd.DataFrame | None) -> float:
     return float(epochs["tokens"].sum() / epochs["seconds"].sum())
 
 
+def warm_tokens_per_s(epochs: pd.DataFrame | None) -> float:
+    """Tokens/s of the epochs after the first (the first holds the CUDA-graph captures and kernel selection);
+    a one-epoch run's own figure."""
+    if epochs is None or not len(epochs):
+        return math.nan
+    return tokens_per_s(epochs.iloc[1:] if len(epochs) > 1 else epochs)
+
+
 def padding_share(tokens, padded_tokens) -> float:
     """Share of the computed tokens that were padding."""
     return 1 - tokens / padded_tokens if padded_tokens else math.nan

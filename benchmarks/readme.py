@@ -61,15 +61,20 @@ def _ladder(r: dict) -> list[str]:
 
 def _made(path: Path, r: dict) -> str:
     return (f"by `{r['command']}` on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
-            f"bitsandbytes {r['libraries'].get('bitsandbytes')}), {r['created']}, record "
+            f"bitsandbytes {r['libraries'].get('bitsandbytes')}), {r['created']}"
+            + (f", {r['wall_seconds'] / 60:.0f} minutes in all" if r.get("wall_seconds") else "") + ", record "
             f"[{path.name}]({path.relative_to(ROOT).as_posix()}) (git commit as recorded: "
             f"`{(r.get('git_commit') or 'unknown')[:12]}`)")
 
 
 def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
+    pipeline_lines = [x["setting"] for x in r["results"] if x["loop"] == "pipeline"]
+    ladder = ("each pipeline line adds one change to the line above" if pipeline_lines[:1] and
+              pipeline_lines[0].startswith("eager") else "the pipeline lines are the default (every change of "
+              "the full ladder below but the last) and, after it, the opt-in and the float16 path")
     lines = [f"Measured {_made(path, r)}, with the profiler's top kernels for every line. Phi-2's shape with "
              f"random weights, 4-bit NF4 + LoRA r=16, {r['train_rows']} training rows; tokens are real (non-padding) "
-             "tokens; each pipeline line adds one change to the line above.", "", *_ladder(r)]
+             f"tokens; {ladder}.", "", *_ladder(r)]
     lines += ["", "| target | goal | measured | |", "|---|---|---|---|"]
     for t in r["targets"]:
         verdict = "met" if t["met"] else ("not measured in this record" if t["met"] is None
@@ -82,8 +87,9 @@ def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
                       f"{a.get('setting', 'the default of this record')}: at most "
                       f"{a['max_relative_difference']:.1e} relative (mean {a['mean_relative_difference']:.1e})."]
     if full is not None and full[0] != path:
-        lines += ["", f"Every change at micro-batches 8 and 32, measured {_made(*full)}. In that record the "
-                      "last line, bfloat16 LayerNorm, was still the default:", "", *_ladder(full[1])]
+        bf16 = {**full[1], "results": [x for x in full[1]["results"] if x["dtype"] == "bfloat16"]}
+        lines += ["", f"Every change at micro-batches 8 and 32 (its bfloat16 lines), measured {_made(*full)}. In "
+                      "that record the last line, bfloat16 LayerNorm, was still the default:", "", *_ladder(bf16)]
     return "\n".join(lines)
 
 

@@ -203,7 +203,9 @@ class Runner:
     def _command(self, stages: list[str] | None) -> str:
         """This call as a command line (the manifest's `commands`, the lock's holder)."""
         wanted = order(stages) if stages else list(NAMES)
-        cmd = "python -m pipeline run " + shlex.quote(self.config_path)
+        program = ("python -m pipeline" if self.dist.world == 1 else  # the launch is part of the command
+                   f"accelerate launch --multi_gpu --num_processes {self.dist.world} -m pipeline")
+        cmd = f"{program} run " + shlex.quote(self.config_path)
         cmd += "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
         if wanted != list(NAMES):
             cmd += " --stages " + ",".join(wanted)

@@ -1,21 +1,55 @@
 """Reproducibility: the commands that made each run, the stage fingerprints and the resolved config."""
 from __future__ import annotations
 
+import shlex
+
 import yaml
 
 from analysis import fmt, progress
 from analysis.facts import ReportFacts, RunFacts
-from analysis.markdown import Markdown, bullets, code, fenced, text
+from analysis.markdown import Markdown, code, fenced, one_line
 from analysis.tables import table
 from pipeline.stages import NAMES
 
+LAUNCH = "accelerate launch --multi_gpu --num_processes {n} -m pipeline"
+
+
+def _shell_lines(command: str) -> list[str]:
+    """A recorded command as shell lines: the program up to its config file on the first, then one option
+    with its value per continuation line (recorded commands are shlex-quoted; one that does not parse is
+    shown as recorded)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return [command]
+    cut = next((k + 1 for k, w in enumerate(words) if w.endswith((".yaml", ".yml"))), len(words))
+    head, rest, options = words[:cut], words[cut:], []
+    while rest:
+        take = 2 if rest[0].startswith("--") and len(rest) > 1 and not rest[1].startswith("--") else 1
+        options.append(" ".join(shlex.quote(w) for w in rest[:take]))
+        rest = rest[take:]
+    lines = [" ".join(shlex.quote(w) for w in head), *(f"  {o}" for o in options)]
+    return [ln + " \\" for ln in lines[:-1]] + lines[-1:]
+
 
 def commands(R: ReportFacts) -> Markdown:
-    """One line per run: every distinct command that ran it, from its manifest."""
-    def line(f: RunFacts) -> str:
+    """Every distinct command that ran each run, from its manifest, as shell lines. A run over several
+    processes whose manifest recorded the command without its launcher (runs made before the launcher was
+    recorded) gets it back from the manifest's `processes`, and says so."""
+    lines = []
+    for f in R.runs:
         cmds = f.manifest.commands or []
-        return f"{text(f.name)}: " + ("; ".join(code(c) for c in cmds) if cmds else "not recorded")
-    return bullets(line(f) for f in R.runs)
+        n = f.world_size
+        added = n > 1 and any(c.startswith("python -m pipeline") for c in cmds)
+        lines.append(f"# {one_line(f.name, 80)}" + (f" (over {n} processes: the launcher is added from the "
+                                                   "manifest's processes)" if added else ""))
+        if not cmds:
+            lines.append("# not recorded")
+        for c in cmds:
+            if added and c.startswith("python -m pipeline"):
+                c = LAUNCH.format(n=n) + c.removeprefix("python -m pipeline")
+            lines += _shell_lines(c)
+    return fenced("\n".join(lines), "bash", max_word=120)
 
 
 def fingerprint_table(f: RunFacts) -> Markdown:

@@ -68,25 +68,29 @@ def cap_table(R: ReportFacts) -> Markdown:
 
 
 def scaling_table(r: ReportFacts) -> Markdown:
-    """Each run over several GPUs beside the one-GPU run of the same work: effective batch and its split,
-    fine-tuning time, tokens/s, speed-up and scaling efficiency (speed-up / GPUs), and test accuracy."""
+    """Each run over several GPUs beside the one-GPU run of the same work: effective batch and its split, the
+    fine-tuning time and the tokens/s of the epochs after the first (the first holds the CUDA-graph captures),
+    each with its speed-up; scaling efficiency (the warm speed-up / GPUs) and test accuracy."""
     rows = []
     for f in r.multi_process:
         b, twin = f.batch, r.one_process_twin(f)
         split = (f"{b.effective} = {b.micro} x {b.processes} x {b.accumulation}" if b.recorded
                  else NOT_RECORDED)
-        speedup = (twin.finetune_seconds / f.finetune_seconds) if twin is not None else float("nan")
-        acc = (f"{fmt.pct(f.acc('finetuned').value)} vs {fmt.pct(twin.acc('finetuned').value)}"
-               if twin is not None and f.accuracy_meaningful and "finetuned" in f.accuracy else "not reported")
-        rows.append([f.name, f.world_size, split, fmt.seconds(f.finetune_seconds), fmt.integer(f.tokens_per_s),
-                     twin.name if twin is not None else "none in this report",
-                     fmt.seconds(twin.finetune_seconds) if twin is not None else "–",
-                     fmt.integer(twin.tokens_per_s) if twin is not None else "–",
-                     "–" if twin is None else f"{speedup:.2f}x",
-                     "–" if twin is None else fmt.pct(speedup / f.world_size, 0), acc])
-    return table(["run", "GPUs", "effective batch = micro x GPUs x accumulation", "fine-tuning time", "tokens/s",
-                  "same work on one GPU", "its time", "its tokens/s", "speed-up in fine-tuning time", "scaling efficiency",
-                  "test accuracy (this / one GPU)"], rows, align="lrlrrlrrrrl")
+        if twin is None:
+            rows.append([f.name, f.world_size, split, "none in this report", fmt.seconds(f.finetune_seconds), "–",
+                         fmt.integer(f.warm_tokens_per_s), "–", "–", "not reported"])
+            continue
+        warm = f.warm_tokens_per_s / twin.warm_tokens_per_s
+        acc = (f"{fmt.pct(f.acc('finetuned').value)} / {fmt.pct(twin.acc('finetuned').value)}"
+               if f.accuracy_meaningful and "finetuned" in f.accuracy else "not reported")
+        rows.append([f.name, f.world_size, split, twin.name,
+                     f"{fmt.seconds(f.finetune_seconds)} / {fmt.seconds(twin.finetune_seconds)}",
+                     f"{twin.finetune_seconds / f.finetune_seconds:.2f}x",
+                     f"{fmt.integer(f.warm_tokens_per_s)} / {fmt.integer(twin.warm_tokens_per_s)}",
+                     f"{warm:.2f}x", fmt.pct(warm / f.world_size, 0), acc])
+    return table(["run", "GPUs", "effective batch = micro x GPUs x accumulation", "same work on one GPU",
+                  "fine-tuning time (this / one GPU)", "speed-up", "tokens/s after epoch 1 (this / one GPU)",
+                  "speed-up", "scaling efficiency", "test accuracy (this / one GPU)"], rows, align="lrllrrrrrl")
 
 
 def per_gpu_table(r: ReportFacts) -> Markdown:

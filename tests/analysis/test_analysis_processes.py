@@ -25,6 +25,12 @@ def test_a_two_gpu_run_is_set_beside_the_one_gpu_run_of_the_same_work(results, f
     ranks = re.findall(r"^\| (fixture-gpu(?:-x2)?) \| (\d) \| (\d)", per_gpu, re.M)
     assert ranks == [("fixture-gpu-x2", "0", "0"), ("fixture-gpu-x2", "1", "1"), ("fixture-gpu", "0", "0")]
     assert isinstance(figures.per_gpu_timelines(multi), PNG)
+
+    # the re-run commands: a 2-process run recorded without its launcher gets it back, and says so
+    block = sections.reproducibility.commands(R)
+    assert "# fixture-gpu-x2 (over 2 processes: the launcher is added" in block
+    assert "\naccelerate launch --multi_gpu --num_processes 2 -m pipeline run configs/fixture-gpu.yaml" in block
+    assert "\npython -m pipeline run configs/fixture-gpu.yaml" in block  # the one-GPU run as recorded
     assert figures.per_gpu_timelines([R.headline]) is None  # one process: no per-GPU figure
 
 

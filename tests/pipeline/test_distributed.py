@@ -82,6 +82,8 @@ def test_rank_zero_writes_and_every_rank_is_sampled(runs):
     m = json.loads((two / "r/dist/manifest.json").read_text())
     assert m["processes"]["world_size"] == 2 and [r["rank"] for r in m["processes"]["ranks"]] == [0, 1]
     assert m["stages"]["train"]["batch"] == {"effective": 16, "micro": 8, "processes": 2, "accumulation": 1}
+    # the command that re-runs it includes its launch over 2 processes
+    assert [c.split(" run ")[0] for c in m["commands"]] == ["accelerate launch --multi_gpu --num_processes 2 -m pipeline"]
     res = pd.read_parquet(two / "r/dist/resources.parquet")
     per_stage = res.groupby("stage")["rank"].unique()
     assert all(sorted(v) == [0, 1] for v in per_stage), per_stage
