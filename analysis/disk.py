@@ -1,6 +1,6 @@
 """Disk: what a run itself takes, and what the whole filesystem held, kept apart.
 
-The run's own footprint (its checkpoints, its results and the model cache it made) is recorded in the
+The run's own footprint (its checkpoints, its results and the model cache it loads from, shared by runs of one model) is recorded in the
 manifest (`footprint`) by runs since that was added; the resource sampler measures the whole filesystem
 holding the checkpoints (`disk_used_bytes`), which counts everything else on that disk too. The first is the
 run's figure; the second is the kind of figure a machine total is."""

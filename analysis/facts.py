@@ -139,6 +139,11 @@ class RunFacts:
     def tokens_per_s(self) -> float:
         return training.tokens_per_s(self.epochs)
 
+    def stage_seconds(self, stage: str) -> float:
+        """Wall time of a finished stage as recorded; NaN when it has none."""
+        rec = self.run.stage(stage)
+        return float(rec.seconds) if rec is not None and rec.seconds is not None else math.nan
+
     @property
     def warm_tokens_per_s(self) -> float:
         return training.warm_tokens_per_s(self.epochs)

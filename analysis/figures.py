@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from analysis import fmt, resources, stats  # noqa: E402
 from analysis.markdown import plain  # noqa: E402
@@ -156,6 +157,32 @@ def confusion(facts, models: list[str]) -> PNG | None:
     return _png(fig)
 
 
+def _stage_bands(ax, tl) -> None:
+    """The stages as background colour, and the cut pauses between calls as dotted lines."""
+    for st, (a, b) in tl.groupby("stage")["t"].agg(["min", "max"]).iterrows():
+        ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
+    for t in tl.loc[tl["pause_s"] > 0, "t"]:
+        ax.axvline(t - resources.PAUSE_SHOWN_S / 2, color="#555555", ls=":", lw=1)
+
+
+def _stage_legend(fig, tl) -> None:
+    handles = [matplotlib.patches.Patch(color=STAGE_COLOURS.get(s, "#eeeeee"), alpha=0.5, label=label(s, 20))
+               for s in resources.stage_order(tl["stage"].unique())]
+    if (tl["pause_s"] > 0).any():
+        handles.append(matplotlib.lines.Line2D([], [], color="#555555", ls=":", lw=1,
+                                               label=f"pause cut ({_pauses(tl)})"))
+    fig.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=min(len(handles), 6),
+               bbox_to_anchor=(0.08, 1.0), title="stage (background colour)", title_fontsize=7)
+
+
+def _pauses(tl) -> str:
+    cut = tl.loc[tl["pause_s"] > 0, "pause_s"]
+    return ", ".join(fmt.seconds(x) for x in cut[:3]) + (", ..." if len(cut) > 3 else "")
+
+
+TIME_AXIS = "seconds of sampled time since the run's first sample"
+
+
 def resource_timeline(facts) -> PNG | None:
     run = facts.run
     tl = resources.timeline(run.table("resources"))
@@ -170,11 +197,8 @@ def resource_timeline(facts) -> PNG | None:
         ("RAM, GiB", [("process_rss_bytes", "process RSS"), ("system_ram_used_bytes", "system RAM used")], gib),
         ("CPU, GPU util., %", [("cpu_pct", "CPU (whole machine)"), ("gpu_util_pct", "GPU utilisation")], 1),
     ]
-    # stage bands
-    spans = tl.groupby("stage")["t"].agg(["min", "max"])
     for ax, (title, series, scale) in zip(axes, panels, strict=False):
-        for st, (a, b) in spans.iterrows():
-            ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
+        _stage_bands(ax, tl)
         drawn = False
         for col, name in series:
             s = tl[col]
@@ -191,11 +215,8 @@ def resource_timeline(facts) -> PNG | None:
         if drawn:
             ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_ylabel(title)
-    handles = [matplotlib.patches.Patch(color=STAGE_COLOURS.get(s, "#eeeeee"), alpha=0.5, label=label(s, 20))
-               for s in resources.stage_order(spans.index)]
-    fig.legend(handles=handles, fontsize=7, frameon=False, loc="lower left", ncol=len(handles),
-               bbox_to_anchor=(0.08, 1.0), title="stage (background colour)", title_fontsize=7)
-    axes[-1].set_xlabel("seconds since the first sample of the run (background colour: stage)")
+    _stage_legend(fig, tl)
+    axes[-1].set_xlabel(TIME_AXIS)
     fig.tight_layout()
     return _png(fig)
 
@@ -234,12 +255,10 @@ def per_gpu_timelines(runs) -> PNG | None:
         return None
     fig, axes = plt.subplots(2 * len(lines), 1, figsize=(9, 4.2 * len(lines)), squeeze=False)
     for k, (f, tl) in enumerate(lines):
-        spans = tl.groupby("stage")["t"].agg(["min", "max"])
         pair = axes[2 * k:2 * k + 2, 0]
         for ax, (col, title, scale) in zip(pair, (("gpu_mem_used_bytes", "GPU memory used, GiB", fmt.GIB),
                                                   ("gpu_util_pct", "GPU utilisation, %", 1)), strict=True):
-            for st, (a, b) in spans.iterrows():
-                ax.axvspan(a, max(b, a + 0.5), color=STAGE_COLOURS.get(st, "#eeeeee"), alpha=0.25, lw=0)
+            _stage_bands(ax, tl)
             for rank, g in tl.groupby("rank"):
                 gpu = g["gpu_index"].dropna()
                 where = f"GPU {int(gpu.iloc[0])}" if len(gpu) else "no GPU"
@@ -247,6 +266,7 @@ def per_gpu_timelines(runs) -> PNG | None:
             ax.set_ylabel(title, fontsize=8)
             ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         pair[0].set_title(label(f.name, 60), fontsize=9)
-        pair[1].set_xlabel("seconds since the run's first sample (background colour: stage)", fontsize=8)
+        pair[1].set_xlabel(TIME_AXIS, fontsize=8)
     fig.tight_layout()
+    _stage_legend(fig, pd.concat([tl for _, tl in lines]))
     return _png(fig)

@@ -79,12 +79,21 @@ def overall(resources: pd.DataFrame | None, epochs: pd.DataFrame | None, stages:
     return out
 
 
+PAUSE_S = 60.0  # a longer stretch without samples is a pause between calls (the sampler samples every ~0.5 s)
+PAUSE_SHOWN_S = 2.0
+
+
 def timeline(resources: pd.DataFrame | None) -> pd.DataFrame:
-    """Samples with t = seconds since the first sample of the run, in time order."""
+    """Samples in time order with t = seconds of sampled time since the run's first sample. Stages run in
+    separate calls (a re-run that skipped what was up to date, a resume) leave pauses of minutes or days
+    with nothing to draw: each pause longer than PAUSE_S is cut to PAUSE_SHOWN_S, and `pause_s` holds what
+    was cut before that sample (0 elsewhere), so a figure can mark it."""
     if resources is None or not len(resources):
         return pd.DataFrame()
-    d = resources.sort_values("time").copy()
-    d["t"] = d["time"] - d["time"].min()
+    d = resources.sort_values("time").reset_index(drop=True).copy()
+    step = d["time"].diff().fillna(0.0)
+    d["pause_s"] = step.where(step > PAUSE_S, 0.0)
+    d["t"] = (step - (d["pause_s"] - PAUSE_SHOWN_S).clip(lower=0.0)).cumsum()
     return d
 
 

@@ -206,8 +206,9 @@ class Manifest:
                                       "(optimizer, step, batch). Absent in runs made before it was recorded.")
     footprint: dict | None = _f(None, "Bytes on disk the run owns, measured as each stage ends: checkpoints_bytes "
                                       "(checkpoints/<run>/), results_bytes (results/<run>/), model_cache_bytes (the "
-                                      "base weights the run saved under .cache/models/, or the hub's cache of the "
-                                      "model; folder name in model_cache), total_bytes. The resources table's "
+                                      "base weights under .cache/models/ the run loads, made by it or by an earlier "
+                                      "run of the same model, which then share it; or the hub's cache of the model; "
+                                      "folder name in model_cache), total_bytes. The resources table's "
                                       "disk_used_bytes is the whole filesystem. Absent in runs made before it was "
                                       "recorded.")
     extra: dict = _f({}, "Keys this version does not know (kept, never dropped).")

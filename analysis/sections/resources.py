@@ -23,7 +23,7 @@ def peak_table(f: RunFacts, o: Original) -> Markdown:
         ["RAM used, whole system (peak)", fmt.mem(pk["peak_system_ram_used_bytes"]), "not reported"],
         ["CPU, whole machine (peak / mean)", f"{fmt.pct_value(pk['peak_cpu_pct'])} / {fmt.pct_value(pk['mean_cpu_pct'])}",
          fmt.pct_value(o.peak_cpu_pct)],
-        ["disk taken by the run (checkpoints, results, model cache)", own_disk(f), "not reported"],
+        ["disk taken by the run (checkpoints, results, the model cache it uses)", own_disk(f), "not reported"],
         ["disk used, whole filesystem of the checkpoints (peak)", fmt.mem(f.disk.filesystem_peak),
          fmt.gb(o.disk_bytes, 0) + " (see note)"],
     ]

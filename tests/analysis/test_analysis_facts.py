@@ -155,3 +155,15 @@ def test_disk_keeps_the_runs_own_footprint_apart_from_the_filesystem(results, fa
     totals = R.disk_totals
     assert totals.runs == 3 and totals.start_min == totals.start_max == 40e9
     assert totals.added_max == FOOTPRINT["total_bytes"]  # the most any run put on the disk, far below what it held
+
+
+def test_a_pause_between_calls_is_cut_from_the_timeline_and_kept_as_a_mark():
+    """Stages run in separate calls leave a pause with nothing to draw: cut to a couple of seconds, and
+    how long it was kept for the figure's mark."""
+    from analysis import resources
+    t = [100.0, 100.5, 101.0, 1_101.0, 1_101.5]  # a 1,000 s pause before the fourth sample
+    tl = resources.timeline(pd.DataFrame({"time": t, "stage": ["data"] * 3 + ["train"] * 2}))
+    assert tl["pause_s"].tolist() == [0.0, 0.0, 0.0, 1_000.0, 0.0]
+    assert tl["t"].tolist() == [0.0, 0.5, 1.0, 1.0 + resources.PAUSE_SHOWN_S, 1.5 + resources.PAUSE_SHOWN_S]
+    short = resources.timeline(pd.DataFrame({"time": [0.0, 30.0], "stage": ["train"] * 2}))
+    assert short["t"].tolist() == [0.0, 30.0] and not short["pause_s"].any()  # a quiet stretch is not a pause

@@ -53,7 +53,7 @@ def test_cpu_run_says_not_measured_never_zero(facts):
     assert "none: GPU figures are not measured in this run" in sections.setup.hardware_table(H)
 
 
-OWN_DISK, FILESYSTEM = "disk taken by the run (checkpoints, results, model cache)", \
+OWN_DISK, FILESYSTEM = "disk taken by the run (checkpoints, results, the model cache it uses)", \
     "disk used, whole filesystem of the checkpoints (peak)"
 
 
