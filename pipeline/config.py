@@ -11,6 +11,9 @@ A config may start from another with `extends: other.yaml` (path relative to the
 merged over the other's, section by section. Importable without torch and transformers (the report
 reads the fields' help text from here).
 
+(A little over the project's ~300-line guide: every field with its help text is the config's documentation,
+and splitting the sections across files would split that one page.)
+
 (Just over the project's ~300-line guide: half of it is the field declarations with their help text,
 which are best read in one place.)
 """
