@@ -180,7 +180,8 @@ class Manifest:
                                "ram_total_bytes.")
     params_summary: dict = _f({}, "stored_elements, logical_params, trainable, bytes (from the params stage).")
     stages: dict = _f({}, "Stage name -> StageRecord. A stage missing here has not run.")
-    commands: list = _f([], "Every distinct command that ran this run, oldest first.")
+    commands: list = _f([], "Every distinct command that ran this run, oldest first; a run over several "
+                            "processes with its launcher (`accelerate launch ... -m pipeline ...`).")
     stages_requested: list | None = _f(None, "The stages of the latest `pipeline run` call; null = all.")
     tuning: dict | None = _f(None, "Written by `pipeline tune`: grid, epochs_per_trial, trials, chosen_trial, "
                                    "chosen, chosen_overrides, rule, command (source when rebuilt from a log).")
@@ -318,6 +319,14 @@ def _check_records(d: dict, where: str) -> None:
             if not ok:
                 raise ManifestError(f"{where}: malformed manifest, `{key}.{name}` must be a mapping of "
                                     f"{', '.join(needs)}")
+
+
+ONE_PROCESS = "python -m pipeline"
+
+
+def program(world_size: int) -> str:
+    """How a command in `commands` starts: the launch is part of it for a run over several processes."""
+    return ONE_PROCESS if world_size == 1 else f"accelerate launch --multi_gpu --num_processes {world_size} -m pipeline"
 
 
 def finite(obj):

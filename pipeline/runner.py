@@ -30,6 +30,7 @@ from pipeline.context import RunContext
 from pipeline.errors import BadInput, StageError
 from pipeline.fingerprints import stage_fingerprints
 from pipeline.lock import RunLock
+from pipeline.manifest import program
 from pipeline.outputs import check as check_outputs
 from pipeline.stages import NAMES, body, order, stage
 from pipeline.status import describe
@@ -203,9 +204,7 @@ class Runner:
     def _command(self, stages: list[str] | None) -> str:
         """This call as a command line (the manifest's `commands`, the lock's holder)."""
         wanted = order(stages) if stages else list(NAMES)
-        program = ("python -m pipeline" if self.dist.world == 1 else  # the launch is part of the command
-                   f"accelerate launch --multi_gpu --num_processes {self.dist.world} -m pipeline")
-        cmd = f"{program} run " + shlex.quote(self.config_path)
+        cmd = f"{program(self.dist.world)} run " + shlex.quote(self.config_path)
         cmd += "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
         if wanted != list(NAMES):
             cmd += " --stages " + ",".join(wanted)

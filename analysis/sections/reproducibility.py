@@ -9,9 +9,8 @@ from analysis import fmt, progress
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, code, fenced, one_line
 from analysis.tables import table
+from pipeline.manifest import ONE_PROCESS, program
 from pipeline.stages import NAMES
-
-LAUNCH = "accelerate launch --multi_gpu --num_processes {n} -m pipeline"
 
 
 def _shell_lines(command: str) -> list[str]:
@@ -40,14 +39,14 @@ def commands(R: ReportFacts) -> Markdown:
     for f in R.runs:
         cmds = f.manifest.commands or []
         n = f.world_size
-        added = n > 1 and any(c.startswith("python -m pipeline") for c in cmds)
+        added = n > 1 and any(c.startswith(ONE_PROCESS) for c in cmds)
         lines.append(f"# {one_line(f.name, 80)}" + (f" (over {n} processes: the launcher is added from the "
                                                    "manifest's processes)" if added else ""))
         if not cmds:
             lines.append("# not recorded")
         for c in cmds:
-            if added and c.startswith("python -m pipeline"):
-                c = LAUNCH.format(n=n) + c.removeprefix("python -m pipeline")
+            if added and c.startswith(ONE_PROCESS):
+                c = program(n) + c.removeprefix(ONE_PROCESS)
             lines += _shell_lines(c)
     return fenced("\n".join(lines), "bash", max_word=120)
 
