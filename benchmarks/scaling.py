@@ -5,7 +5,7 @@ on 1 and on N GPUs (`pipeline run` and `accelerate launch --num_processes N -m p
                                  [results/smollm2-snli-offline results/smollm2-snli-offline-2gpu ...]
 
 Pairs of folders (one process, then several). Every figure is read from the runs' own tables and
-manifests: tokens/s of the warm epochs (epoch 1 holds the CUDA-graph captures), scaling efficiency =
+manifests, through analysis/ as the report reads them (checked against the manifests' records): tokens/s of the warm epochs (epoch 1 holds the CUDA-graph captures), scaling efficiency =
 tokens/s on N GPUs / (N x tokens/s on one), per-GPU peak memory (NVML and torch) and mean utilisation
 during training per rank, test accuracy of both (and how many test rows the two predict differently).
 Writes benchmarks/results/scaling-<time>.json and prints a table.
@@ -20,56 +20,46 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: analysis/ from the repository root
 
 
-def _read(folder: Path) -> dict:
-    m = json.loads((folder / "manifest.json").read_text())
-    t = {name: pd.read_parquet(folder / f"{name}.parquet") for name in ("epochs", "resources", "samples", "predictions")
-         if (folder / f"{name}.parquet").is_file()}
-    return {"manifest": m, **t}
+def _facts(folder: Path):
+    """The run as the report reads it (checked against its manifest's records)."""
+    from analysis.facts import RunFacts
+    from analysis.runs import load_run
+    return RunFacts(load_run(folder))
 
 
-def _per_rank(run: dict) -> list[dict]:
-    res = run["resources"]
-    train = res[res["stage"] == "train"]
-    if "rank" not in train.columns:
-        train = train.assign(rank=0, gpu_index=None)
-    out = []
-    for rank, g in train.groupby("rank"):
-        out.append({"rank": int(rank), "gpu_index": None if g["gpu_index"].isna().all() else int(g["gpu_index"].iloc[0]),
-                    "peak_gpu_mem_used_bytes": float(g["gpu_mem_used_bytes"].max()),
-                    "peak_torch_reserved_bytes": float(g["torch_reserved_bytes"].max()),
-                    "mean_gpu_util_pct_during_train": float(g["gpu_util_pct"].mean())})
-    return out
+def _per_rank(f) -> list[dict]:
+    """analysis.processes.per_gpu, under the names this record has always used."""
+    return [{"rank": int(g.rank), "gpu_index": None if g.gpu_index is None else int(g.gpu_index),
+             "peak_gpu_mem_used_bytes": float(g.peak_gpu_mem_used_bytes),
+             "peak_torch_reserved_bytes": float(g.peak_torch_reserved_bytes),
+             "mean_gpu_util_pct_during_train": float(g.mean_gpu_util_pct)} for g in f.per_gpu.itertuples()]
 
 
-def _accuracy(run: dict) -> dict | None:
-    p, s = run.get("predictions"), run.get("samples")
-    if p is None or s is None or run["manifest"].get("weights") == "random":
+def _finetuned_test(f) -> pd.DataFrame | None:
+    """The fine-tuned model's test predictions with their gold label; None for random weights."""
+    if not f.accuracy_meaningful or "finetuned" not in f.accuracy:
         return None
-    test = p[(p["split"] == "test") & (p["model"] == "finetuned")].merge(
-        s[s["split"] == "test"][["idx", "label"]], on="idx")
-    return {"rows": len(test), "correct": int((test["pred"] == test["label"]).sum()),
-            "accuracy": float((test["pred"] == test["label"]).mean()), "preds": dict(zip(test["idx"], test["pred"], strict=True))}
+    return f.test[f.test["model"] == "finetuned"]
 
 
 def compare(one: Path, many: Path) -> dict:
-    a, b = _read(one), _read(many)
-    world = (b["manifest"].get("processes") or {}).get("world_size", 1)
-    warm = lambda e: e.iloc[1:] if len(e) > 1 else e  # noqa: E731
-    tps = [float(warm(r["epochs"])["tokens"].sum() / warm(r["epochs"])["seconds"].sum()) for r in (a, b)]
+    a, b = _facts(one), _facts(many)
+    world = b.world_size
+    tps = [a.warm_tokens_per_s, b.warm_tokens_per_s]
     row = {"runs": [one.name, many.name], "processes": [1, world],
-           "batch": [r["manifest"]["stages"]["train"].get("batch") for r in (a, b)],
-           "finetune_seconds": [float(r["epochs"]["seconds"].sum()) for r in (a, b)],
+           "batch": [(f.stage("train") or {}).get("batch") for f in (a, b)],
+           "finetune_seconds": [a.finetune_seconds, b.finetune_seconds],
            "tokens_per_s_warm_epochs": tps, "speedup": tps[1] / tps[0], "scaling_efficiency": tps[1] / (world * tps[0]),
-           "per_gpu": [_per_rank(a), _per_rank(b)], "gpus": [(r["manifest"].get("environment") or {}).get("gpu")
-                                                             for r in (a, b)]}
-    acc = [_accuracy(r) for r in (a, b)]
-    if all(acc):
-        differ = sum(acc[0]["preds"][i] != acc[1]["preds"].get(i) for i in acc[0]["preds"])
-        row["test_accuracy"] = [x["accuracy"] for x in acc]
-        row["test_rows_predicted_differently"] = differ
-        row["test_rows"] = acc[0]["rows"]
+           "per_gpu": [_per_rank(a), _per_rank(b)], "gpus": [(f.manifest.environment or {}).get("gpu") for f in (a, b)]}
+    tests = [_finetuned_test(f) for f in (a, b)]
+    if all(t is not None for t in tests):
+        preds = [dict(zip(t["idx"], t["pred"], strict=True)) for t in tests]
+        row["test_accuracy"] = [f.acc("finetuned").value for f in (a, b)]
+        row["test_rows_predicted_differently"] = sum(preds[0][i] != preds[1].get(i) for i in preds[0])
+        row["test_rows"] = len(tests[0])
     return row
 
 

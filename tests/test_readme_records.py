@@ -25,3 +25,18 @@ def test_a_changed_figure_is_caught_and_rewritten(tmp_path):
     assert readme.main(["--check"], fake) == 1
     assert readme.main([], fake) == 0
     assert fake.read_text() == text
+
+
+def test_the_latest_scaling_record_is_what_its_command_computes_from_the_committed_runs():
+    """The scaling figures trace to the committed results folders: recomputed, they equal the record's."""
+    import json
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.readme import latest_scaling
+    from benchmarks.scaling import compare
+    path, record = latest_scaling()
+    folders = [ROOT / f for f in record["command"].split()[2:]]
+    if not all((f / "manifest.json").is_file() for f in folders):
+        import pytest
+        pytest.skip(f"{path.name} was made from results folders not committed")
+    pairs = [compare(folders[i], folders[i + 1]) for i in range(0, len(folders), 2)]
+    assert json.loads(json.dumps(pairs, default=float)) == record["pairs"]
