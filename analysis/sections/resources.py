@@ -90,7 +90,8 @@ def scaling_table(r: ReportFacts) -> Markdown:
                      f"{warm:.2f}x", fmt.pct(warm / f.world_size, 0), acc])
     return table(["run", "GPUs", "effective batch = micro x GPUs x accumulation", "same work on one GPU",
                   "fine-tuning time (this / one GPU)", "speed-up", "tokens/s after epoch 1 (this / one GPU)",
-                  "speed-up", "scaling efficiency", "test accuracy (this / one GPU)"], rows, align="lrllrrrrrl")
+                  "speed-up", "scaling efficiency", "test accuracy (this / one GPU)"], rows, align="lrllrrrrrl",
+                 widths=[17, 5, 13, 17, 14, 8, 15, 8, 10, 13])
 
 
 def per_gpu_table(r: ReportFacts) -> Markdown:
@@ -105,4 +106,4 @@ def per_gpu_table(r: ReportFacts) -> Markdown:
                              fmt.gib(g.peak_gpu_mem_used_bytes), fmt.gib(g.peak_torch_reserved_bytes),
                              fmt.pct_value(g.mean_gpu_util_pct), g.samples])
     return table(["run", "rank", "GPU", "device memory used, peak GiB (NVML)", "torch reserved, peak GiB",
-                  "GPU utilisation, mean", "samples"], rows, align="lrrrrrr")
+                  "GPU utilisation, mean", "samples"], rows, align="lrrrrrr", widths=[24, 6, 6, 18, 14, 14, 9])
