@@ -1,4 +1,4 @@
-"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline export RUN
+"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline {export,verify} RUN
 python -m pipeline {manifest-doc,data-doc}
 
 Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
@@ -34,10 +34,18 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("run", "tune"):
             sp.add_argument("--wait", action="store_true",
                             help="if another run holds this results folder, wait for it instead of refusing")
+        if name in ("run", "status", "params"):
+            sp.add_argument("--tuned", action="store_true",
+                            help="apply the trial `pipeline tune` chose for this run (recorded in its manifest)")
+            sp.add_argument("--tuned-from", default=None, metavar="RUN",
+                            help="apply the trial another run's tune chose (a run name beside this one, or its folder)")
         if name == "tune":
             sp.add_argument("grid", help="YAML of trials, e.g. configs/smollm2-tuning.yaml")
             sp.add_argument("--print-overrides", action="store_true",
                             help="only print the recorded chosen trial as --set arguments")
+            sp.add_argument("--then-run", action="store_true",
+                            help="then run every stage with the chosen trial (the test rows are scored once, "
+                                 "for it); the manifest records the choice as `tuned`")
             sp.add_argument("--jobs", type=int, default=None,
                             help="trials run at once, each its own process on its own GPU (default: one per "
                                  "visible GPU, 1 without a GPU)")
@@ -50,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                         "intervals, McNemar, time, parameters, peaks)")
     ex.add_argument("run", help="a run folder (results/<run>), a config file, or a run name under results/")
     ex.add_argument("--out", default="exports", help="folder for <run>.csv and <run>.json (default: exports)")
+    ve = sub.add_parser("verify", help="check results folders: sealed manifest, tables as written, the config "
+                        "rebuilt from the committed file, code a commit of this repository")
+    ve.add_argument("runs", nargs="*", help="run folders or run names under results/ (default: every run there)")
+    ve.add_argument("--results", default="results", help="where run names are looked up (default: results)")
     sub.add_parser("manifest-doc", help="print the documentation of results/<run>/manifest.json (markdown)")
     sub.add_parser("data-doc", help="print the data dictionary of the results tables (markdown, docs/DATA.md)")
     return p
@@ -76,8 +88,20 @@ def _command(args) -> int:
         return 0
     if args.command == "export":
         return _export(args.run, args.out)
+    if args.command == "verify":
+        return _verify(args.runs, args.results)
     stages = parse_stages(getattr(args, "stages", None))
-    cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
+    tuned = None
+    if getattr(args, "tuned", False) or getattr(args, "tuned_from", None):
+        if args.tuned and args.tuned_from:
+            raise ConfigError("--tuned and --tuned-from: give one (--tuned: this run's own tune)")
+        from pipeline.tuned import load_tuned
+        cfg, tuned = load_tuned(args.config, args.overrides, args.tuned_from, check_files=args.command != "params")
+    else:
+        cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
+        if args.command == "run":
+            from pipeline.tuned import refuse_untuned
+            refuse_untuned(cfg, args.config, args.overrides)
     if args.command == "params":
         from pipeline.params import account, totals
         df = account(cfg)
@@ -98,10 +122,40 @@ def _command(args) -> int:
             except TrialsFailed as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
+            if args.then_run:
+                _then_run(args)
     else:
         from pipeline.runner import Runner
-        Runner(cfg, args.config, tuple(args.overrides)).run(stages, restart=args.restart, wait=args.wait)
+        Runner(cfg, args.config, tuple(args.overrides), tuned=tuned).run(stages, restart=args.restart, wait=args.wait)
     return 0
+
+
+def _then_run(args) -> None:
+    """The final run of `tune --then-run`: every stage, with the trial the tune just recorded."""
+    import shlex
+
+    from pipeline.runner import Runner
+    from pipeline.tuned import load_tuned
+    cfg, tuned = load_tuned(args.config, args.overrides, None)
+    command = (f"python -m pipeline tune {shlex.quote(args.config)} {shlex.quote(args.grid)}"
+               + "".join(f" --set {shlex.quote(o)}" for o in args.overrides) + " --then-run")
+    print(f"=== final run with the chosen trial {tuned['chosen_trial']}: {' '.join(tuned['overrides'])}", flush=True)
+    Runner(cfg, args.config, tuple(args.overrides), tuned=tuned, command=command).run(None, wait=args.wait)
+
+
+def _verify(runs: list[str], results: str) -> int:
+    """Torch-free: it runs in the report environment too."""
+    from pipeline.verify import folders, problems, summary
+    targets = folders(runs, results)
+    if not targets:
+        raise BadInput(f"verify: no run folders under {results}/ (fix: name a run folder)")
+    bad = 0
+    for folder in targets:
+        found = problems(folder)
+        bad += bool(found)
+        print("\n".join(f"error: {line}" for line in found) if found else summary(folder),
+              file=sys.stderr if found else sys.stdout)
+    return BAD_INPUT if bad else 0
 
 
 def _export(run: str, out: str) -> int:

@@ -183,6 +183,19 @@ class Manifest:
     commands: list = _f([], "Every distinct command that ran this run, oldest first; a run over several "
                             "processes with its launcher (`accelerate launch ... -m pipeline ...`).")
     stages_requested: list | None = _f(None, "The stages of the latest `pipeline run` call; null = all.")
+    overrides: list | None = _f(None, "The `--set KEY=VALUE` overrides of the latest call, as given (the config file "
+                                      "plus these, plus `tuned.overrides`, is `config`: `pipeline verify` rebuilds "
+                                      "it so). Absent in runs made before it was recorded.")
+    tuned: dict | None = _f(None, "When the run's settings are a tune's choice (`pipeline tune ... --then-run`, "
+                                  "`pipeline run ... --tuned`): from_run (whose tuning table chose), grid, "
+                                  "chosen_trial, trials, rule, overrides (the chosen trial as --set values, applied "
+                                  "over the config file). Absent when the config file alone set them.")
+    test_evaluations: list | None = _f(None, "Every evaluation of this run name's test rows, oldest first, kept "
+                                             "across re-runs: finished, fingerprint (of the evaluate stage), "
+                                             "config_fingerprint, git_commit, command, settings (the tunable fields), "
+                                             "tuned_trial, test_rows, test_accuracy (fine-tuned), source. An entry "
+                                             "whose fingerprint is not the evaluate stage's was made under a "
+                                             "configuration since superseded.")
     tuning: dict | None = _f(None, "Written by `pipeline tune`: grid, epochs_per_trial, trials, chosen_trial, "
                                    "chosen, chosen_overrides, rule, command (source when rebuilt from a log).")
     tables: dict | None = _f(None, "Table name -> {sha256, rows, bytes} of its file as last written; the store "
@@ -212,6 +225,8 @@ class Manifest:
                                       "folder name in model_cache), total_bytes. The resources table's "
                                       "disk_used_bytes is the whole filesystem. Absent in runs made before it was "
                                       "recorded.")
+    seal: str | None = _f(None, "sha256 of the rest of this file as the store wrote it (canonical JSON): a manifest "
+                                "changed by anything but the store no longer matches (`pipeline verify`).")
     extra: dict = _f({}, "Keys this version does not know (kept, never dropped).")
 
     # --- (de)serialisation ---
@@ -240,8 +255,8 @@ class Manifest:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "stages")}
-        for key in ("stages_requested", "tuning", "tables", "processes", "row_sets", "checkpoints", "effective",
-                    "footprint"):  # absent = not recorded: keep it absent
+        for key in ("stages_requested", "overrides", "tuned", "test_evaluations", "tuning", "tables", "processes",
+                    "row_sets", "checkpoints", "effective", "footprint", "seal"):  # absent = not recorded: keep it absent
             if out[key] is None:
                 del out[key]
         out["stages"] = {k: v.to_dict() for k, v in self.stages.items()}
@@ -327,6 +342,15 @@ ONE_PROCESS = "python -m pipeline"
 def program(world_size: int) -> str:
     """How a command in `commands` starts: the launch is part of it for a run over several processes."""
     return ONE_PROCESS if world_size == 1 else f"accelerate launch --multi_gpu --num_processes {world_size} -m pipeline"
+
+
+def seal_of(d: dict) -> str:
+    """The seal of a manifest's plain data (every key but `seal`): the store writes it, `pipeline verify` checks it.
+    Canonical JSON of the values as written (floats by their shortest repr), so reading and re-serialising agree."""
+    import hashlib
+    body = {k: v for k, v in d.items() if k != "seal"}
+    return hashlib.sha256(json.dumps(finite(body), sort_keys=True, separators=(",", ":"), default=str,
+                                     allow_nan=False).encode()).hexdigest()
 
 
 def finite(obj):

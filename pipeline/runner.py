@@ -38,8 +38,12 @@ from pipeline.store import RunStore
 
 
 class Runner:
-    def __init__(self, cfg: ExperimentConfig, config_path: str, overrides: tuple = ()):
+    def __init__(self, cfg: ExperimentConfig, config_path: str, overrides: tuple = (), tuned: dict | None = None,
+                 command: str | None = None):
+        """`tuned`: the manifest's `tuned` block when cfg holds a tune's choice (pipeline/tuned.py); `command`: the
+        command line to record when it is not `run` itself (`pipeline tune ... --then-run`)."""
         self.cfg, self.config_path, self.overrides = cfg, config_path, tuple(overrides)
+        self.tuned, self.command = tuned, command
         self.dist = distributed.current()
         self.store = RunStore(cfg.results_path, writer=self.dist.main)
         self.fingerprints = stage_fingerprints(cfg)
@@ -161,7 +165,8 @@ class Runner:
             self.store.replace_rows("resources", _concat(frames), [name])
             peaks = distributed.gather_objects(sampler.peaks(name))
             by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
-            self.store.finish_stage(name, seconds, **facts, peaks=peaks[0], **by_rank)
+            fields = self._evaluated() if name == "evaluate" and self.dist.main else None
+            self.store.finish_stage(name, seconds, fields, **facts, peaks=peaks[0], **by_rank)
         print(f"[{name}] done in {seconds:.1f} s", flush=True)
 
     def _runtime(self, ctx: RunContext) -> dict:
@@ -201,11 +206,27 @@ class Runner:
               "gpu": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None}
         return {"world_size": self.dist.world, "ranks": distributed.gather_objects(me)}
 
+    def _evaluated(self) -> dict:
+        """The test rows were just scored: the manifest's history of test evaluations gains this one, in the same
+        write as the evaluate stage's done mark (pipeline/evaluations.py)."""
+        from pipeline.evaluations import entry
+        from pipeline.store import utc_now
+        m = self.store.manifest()
+        wanted = m.stages_requested
+        new = entry(m, self.store.read("predictions"), self.store.read("samples"), self._command(wanted),
+                    utc_now(), self.fingerprints["evaluate"])
+        return {"test_evaluations": [*(m.test_evaluations or []), new]}
+
     def _command(self, stages: list[str] | None) -> str:
         """This call as a command line (the manifest's `commands`, the lock's holder)."""
+        if self.command:
+            return self.command
         wanted = order(stages) if stages else list(NAMES)
         cmd = f"{program(self.dist.world)} run " + shlex.quote(self.config_path)
         cmd += "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
+        if self.tuned:
+            from pipeline.tuned import flag
+            cmd += " " + flag(self.tuned.get("from_run"), self.cfg.run)
         if wanted != list(NAMES):
             cmd += " --stages " + ",".join(wanted)
         return cmd
@@ -213,13 +234,17 @@ class Runner:
     def _header(self, wanted: list[str]) -> dict:
         """The manifest fields that describe this call: config, code, environment, command."""
         from pipeline.environment import capture_environment, run_code_version
-        commands = list(dict.fromkeys([*self.store.manifest().commands, self._command(wanted)]))
+        from pipeline.evaluations import seeded
+        m = self.store.manifest()
+        commands = list(dict.fromkeys([*m.commands, self._command(wanted)]))
+        history = seeded(m, self.store.read("predictions"), self.store.read("samples"))
         config = self.cfg.to_dict()
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
                 "config": config, "config_fingerprint": fingerprint(config),
                 "weights": "random" if self.cfg.model.source == "random" else "pretrained",
                 "code_version": run_code_version(PROJECT_ROOT), "environment": capture_environment(),
-                "commands": commands, "stages_requested": wanted}
+                "commands": commands, "stages_requested": wanted, "overrides": list(self.overrides),
+                "tuned": self.tuned, "test_evaluations": history}
 
     def _print_summary(self, seconds: float) -> None:
         preds, samples = self.store.read("predictions"), self.store.read("samples")

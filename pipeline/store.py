@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from pipeline import faults
 from pipeline.errors import StageError, output_error
-from pipeline.manifest import Manifest, StageRecord, finite
+from pipeline.manifest import Manifest, StageRecord, finite, seal_of
 from pipeline.outputs import parse, record_of, row_digests
 from pipeline.schema import TABLES
 from pipeline.stages import OWNER_KEY, owner_of, writers
@@ -40,7 +40,7 @@ TMP_SUFFIX = ".tmp"
 
 MANIFEST_FIELDS = {f.name for f in dataclasses.fields(Manifest)} - {"stages", "extra", "schema_version"}
 # Kept by the store itself with every write; never set from outside (pipeline.outputs reads them).
-RECORDS = ("tables", "row_sets")
+RECORDS = ("tables", "row_sets", "seal")  # written by the store itself
 
 
 def utc_now() -> str:
@@ -225,7 +225,9 @@ class RunStore:
             manifest = Manifest.from_dict(manifest, str(self.manifest_path))
         if not self.writer:
             return
-        atomic_write_json(self.manifest_path, manifest.to_dict())
+        d = manifest.to_dict()
+        d["seal"] = seal_of(d)  # last: it covers every other key
+        atomic_write_json(self.manifest_path, d)
 
     def update_manifest(self, **fields) -> Manifest:
         """Set top-level manifest fields by name (a name the manifest does not declare is a bug)."""
@@ -247,17 +249,20 @@ class RunStore:
                                      pid=os.getpid(), host=socket.gethostname())
         self.write_manifest(m)
 
-    def update_stage(self, name: str, **facts) -> StageRecord:
-        """Add facts to a stage's record while it runs (e.g. epochs_done after every epoch)."""
+    def update_stage(self, name: str, fields: dict | None = None, **facts) -> StageRecord:
+        """Add facts to a stage's record while it runs (e.g. epochs_done after every epoch). `fields`: top-level
+        manifest fields written in the same write."""
         m = self.manifest()
+        _set_fields(m, fields or {})
         rec = m.stages.setdefault(name, StageRecord())
         rec.update(**facts)
         self.write_manifest(m)
         return rec
 
-    def finish_stage(self, name: str, seconds: float, **facts) -> None:
-        """Mark the stage done, with its last facts. Callers make this the stage's last write."""
-        self.update_stage(name, **facts, status="done", end=utc_now(), seconds=seconds, error=None)
+    def finish_stage(self, name: str, seconds: float, fields: dict | None = None, **facts) -> None:
+        """Mark the stage done, with its last facts (and `fields`, top-level manifest fields that belong to its
+        being done, in the same write). Callers make this the stage's last write."""
+        self.update_stage(name, fields, **facts, status="done", end=utc_now(), seconds=seconds, error=None)
 
     def fail_stage(self, name: str, seconds: float, error: BaseException) -> None:
         reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
@@ -269,5 +274,5 @@ def _set_fields(m: Manifest, fields: dict) -> None:
     for key, value in fields.items():
         if key not in MANIFEST_FIELDS or key in RECORDS:  # a name the manifest does not declare is a bug
             raise TypeError(f"manifest has no field {key!r}" if key not in MANIFEST_FIELDS
-                            else f"manifest field {key!r} is kept by the store's table writes")
+                            else f"manifest field {key!r} is written by the store itself")
         setattr(m, key, value)
