@@ -52,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             sp.add_argument("--stages", default=None,
                             help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
+        if name in ("run", "tune"):
             sp.add_argument("--restart", action="store_true",
-                            help="ignore finished stages and checkpoints; start over")
+                            help="ignore finished stages and checkpoints; start over (tune: the trials and the "
+                                 "--then-run run)")
     ex = sub.add_parser("export", help="write a run's figures as a tidy CSV and a JSON summary (accuracies with "
                         "intervals, McNemar, time, parameters, peaks)")
     ex.add_argument("run", help="a run folder (results/<run>), a config file, or a run name under results/")
@@ -118,7 +120,7 @@ def _command(args) -> int:
                 raise ConfigError(f"--jobs: must be 1 or more, got {args.jobs}")
             from pipeline.tune import TrialsFailed
             try:
-                tune(args.config, args.grid, args.overrides, jobs=args.jobs, wait=args.wait)
+                tune(args.config, args.grid, args.overrides, jobs=args.jobs, wait=args.wait, restart=args.restart)
             except TrialsFailed as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
@@ -140,7 +142,8 @@ def _then_run(args) -> None:
     command = (f"python -m pipeline tune {shlex.quote(args.config)} {shlex.quote(args.grid)}"
                + "".join(f" --set {shlex.quote(o)}" for o in args.overrides) + " --then-run")
     print(f"=== final run with the chosen trial {tuned['chosen_trial']}: {' '.join(tuned['overrides'])}", flush=True)
-    Runner(cfg, args.config, tuple(args.overrides), tuned=tuned, command=command).run(None, wait=args.wait)
+    Runner(cfg, args.config, tuple(args.overrides), tuned=tuned, command=command).run(
+        None, restart=args.restart, wait=args.wait)
 
 
 def _verify(runs: list[str], results: str) -> int:

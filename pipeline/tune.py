@@ -4,7 +4,8 @@ python -m pipeline tune CONFIG GRID [--jobs N]: each trial is CONFIG plus the gr
 the grid's epochs with the same code path as a run (data + train stages, into checkpoints/<run>/tuning/,
 resumable and skipped when already done). The table of trials goes into results/<run>/tuning.parquet through
 the results store; the chosen trial is the one with the best final-epoch validation accuracy (ties: lower
-validation loss). `--print-overrides` prints the chosen trial as --set arguments for `run`.
+validation loss). `--then-run` then runs every stage with the chosen trial (pipeline/tuned.py); `--restart` starts
+the trials and that run over. `--print-overrides` prints the chosen trial as --set arguments.
 
 Trials run `--jobs` at a time (default: one per visible GPU), each as its own `pipeline run` process pinned
 to one GPU (CUDA_VISIBLE_DEVICES), its output in checkpoints/<run>/tuning/logs/. A trial is an ordinary
@@ -80,7 +81,8 @@ def _row(cfg, k: int, epochs: int) -> dict:
             "val_loss": float(last["val_loss"]), "seconds": float(ep["seconds"].sum())}
 
 
-def _run_concurrently(config_path: str, jobs: list[tuple[int, list[str]]], slots: int, logs: Path) -> list[str]:
+def _run_concurrently(config_path: str, jobs: list[tuple[int, list[str]]], slots: int, logs: Path,
+                      restart: bool = False) -> list[str]:
     """Run each (trial, sets) as `pipeline run` in its own process, `slots` at a time, each on its own GPU
     slot. -> one line per failed trial (empty when all finished)."""
     import torch
@@ -100,7 +102,7 @@ def _run_concurrently(config_path: str, jobs: list[tuple[int, list[str]]], slots
             where = f"GPU {env.get('CUDA_VISIBLE_DEVICES')}" if gpus else f"process slot {slot}"
             print(f"=== trial {k} started on {where} (log: {log})", flush=True)
             cmd = [sys.executable, "-m", "pipeline", "run", config_path, *[a for s in sets for a in ("--set", s)],
-                   "--stages", "data,train"]
+                   "--stages", "data,train", *(["--restart"] if restart else [])]
             with open(log, "w") as out:
                 code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
             last = (log.read_text().strip().splitlines() or [""])[-1][:300]
@@ -120,7 +122,7 @@ def _visible(slot: int) -> str:
 
 
 def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | None = None,
-         wait: bool = False) -> pd.DataFrame:
+         wait: bool = False, restart: bool = False) -> pd.DataFrame:
     """Run the trials and record them, holding the base run's lock throughout (pipeline/lock.py): a `run` or
     another `tune` of the same results folder meanwhile would interleave its manifest writes with ours."""
     from pipeline.lock import held
@@ -131,20 +133,20 @@ def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | Non
         sets = _trial_sets(base, overrides, trial, k, epochs)
         plans.append((k, sets, load_config(config_path, sets)))  # every trial's config checked before any runs
     with held(base.results_path, f"python -m pipeline tune {config_path} {grid_path}", wait):
-        return _tune(config_path, grid_path, base, epochs, trials, plans, jobs or default_jobs())
+        return _tune(config_path, grid_path, base, epochs, trials, plans, jobs or default_jobs(), restart)
 
 
 def _tune(config_path: str, grid_path: str, base, epochs: int, trials: list[dict], plans: list,
-          jobs: int) -> pd.DataFrame:
+          jobs: int, restart: bool) -> pd.DataFrame:
     from pipeline.runner import Runner
     if jobs == 1:
         for k, sets, cfg in plans:
             print(f"=== trial {k}/{len(trials)}: {', '.join(trial_overrides(trials[k - 1]))}", flush=True)
-            Runner(cfg, config_path, tuple(sets)).run(["data", "train"])
+            Runner(cfg, config_path, tuple(sets)).run(["data", "train"], restart=restart)
     else:
         print(f"{len(trials)} trials, {jobs} at a time", flush=True)
         failed = _run_concurrently(config_path, [(k, sets) for k, sets, _ in plans], jobs,
-                                   base.checkpoint_path / "tuning" / "logs")
+                                   base.checkpoint_path / "tuning" / "logs", restart)
         if failed:
             raise TrialsFailed("; ".join(failed) + " (fix: run the same tune again: finished trials are skipped)")
     df = pd.DataFrame([_row(cfg, k, epochs) for k, _, cfg in plans])

