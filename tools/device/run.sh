@@ -16,12 +16,13 @@ set -o pipefail
 [ -n "$OUT" ] || { echo "run.sh: OUT is not set (fix: the folder that comes back from the machine)" >&2; exit 2; }
 name=$1 gpus=$2; shift 2
 source tools/device/setup.sh || exit 2
+set +e  # setup.sh stops at its first failure; here the command's exit status is reported, then returned
 mkdir -p "$OUT/results" "$OUT/logs"
 for d in .device-carry/results/*/; do  # never over a folder this session's calls already made
   [ -d "$d" ] && [ ! -e "$OUT/results/$(basename "$d")" ] && cp -r "$d" "$OUT/results/"
 done
 sets=(--set "output.results_dir=$OUT/results" --set "output.checkpoint_dir=${CKPT:-/tmp/ckpt}")
-n=$(echo "$gpus" | tr ',' '\n' | grep -c .)
+n=$(echo "$gpus" | tr ',' '\n' | grep -c . || true)
 if [ "$1" = run ] && [ "$n" -gt 1 ]; then
   cmd=(python3 -m accelerate.commands.launch --multi_gpu --num_processes "$n" --num_machines 1 --mixed_precision no
        --dynamo_backend no -m pipeline "$@" "${sets[@]}")
