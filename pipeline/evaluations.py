@@ -47,15 +47,17 @@ def entry(m: Manifest, predictions: pd.DataFrame, samples: pd.DataFrame, command
             **({"source": source} if source else {})}
 
 
-def seeded(m: Manifest, predictions: pd.DataFrame, samples: pd.DataFrame) -> list | None:
+def seeded(m: Manifest, read) -> list | None:
     """The history to carry into a new call's header: the manifest's own list, or, for a manifest made before
-    the list existed whose evaluate stage is done, that evaluation as the first entry. None: nothing evaluated."""
+    the list existed whose evaluate stage is done, that evaluation as the first entry (`read(name)`: the run's
+    table, empty when it cannot be read). None: nothing evaluated."""
     if m.test_evaluations is not None:
         return m.test_evaluations
     rec = m.stage("evaluate")
     if rec is None or rec.status != "done":
         return None
-    return [entry(m, predictions, samples, (m.commands or [None])[-1], rec.end, rec.fingerprint, source=SEEDED)]
+    return [entry(m, read("predictions"), read("samples"), (m.commands or [None])[-1], rec.end, rec.fingerprint,
+                  source=SEEDED)]
 
 
 def superseded(m: Manifest) -> list[dict]:

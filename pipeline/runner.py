@@ -213,9 +213,18 @@ class Runner:
         from pipeline.store import utc_now
         m = self.store.manifest()
         wanted = m.stages_requested
-        new = entry(m, self.store.read("predictions"), self.store.read("samples"), self._command(wanted),
+        new = entry(m, self._table_or_empty("predictions"), self._table_or_empty("samples"), self._command(wanted),
                     utc_now(), self.fingerprints["evaluate"])
         return {"test_evaluations": [*(m.test_evaluations or []), new]}
+
+    def _table_or_empty(self, name: str):
+        """For the history's accuracy only: a damaged table (the stage that owns it runs again) reads as empty,
+        so the entry says `test_accuracy: null` rather than the run stopping over bookkeeping."""
+        try:
+            return self.store.read(name)
+        except StageError:
+            from pipeline.schema import TABLES
+            return TABLES[name].empty_table().to_pandas()
 
     def _command(self, stages: list[str] | None) -> str:
         """This call as a command line (the manifest's `commands`, the lock's holder)."""
@@ -237,7 +246,7 @@ class Runner:
         from pipeline.evaluations import seeded
         m = self.store.manifest()
         commands = list(dict.fromkeys([*m.commands, self._command(wanted)]))
-        history = seeded(m, self.store.read("predictions"), self.store.read("samples"))
+        history = seeded(m, self._table_or_empty)
         config = self.cfg.to_dict()
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
                 "config": config, "config_fingerprint": fingerprint(config),
