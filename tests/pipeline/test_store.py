@@ -104,8 +104,10 @@ def test_every_table_write_is_recorded_after_the_file(tmp_path):
     data = store.table_path("predictions").read_bytes()
     assert m.tables["predictions"] == {"sha256": hashlib.sha256(data).hexdigest(), "rows": 5, "bytes": len(data)}
     assert {o: r["rows"] for o, r in m.row_sets["predictions"].items()} == {"baseline_head": 3, "finetuned": 2}
-    with pytest.raises(TypeError, match="kept by the store's table writes"):
+    with pytest.raises(TypeError, match="written by the store itself"):
         store.update_manifest(tables={})
+    with pytest.raises(TypeError, match="written by the store itself"):
+        store.update_manifest(seal="0" * 64)
 
 
 def test_replace_rows_keeps_only_rows_the_manifest_vouches_for(tmp_path):
