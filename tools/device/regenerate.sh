@@ -17,10 +17,15 @@
 #           then the same settings over two processes (--tuned-from)
 set -o pipefail
 R=tools/device/run.sh
+# The lent machines send back at most 8 files: each step ends by packing what it made into one tarball
+# (back.tar.gz: results/, logs/, bench/), removing the loose copies only once the tarball is whole.
+pack() { (cd "$OUT" && tar czf back.tar.gz --exclude back.tar.gz $(ls -d results logs bench 2>/dev/null) \
+  && tar tzf back.tar.gz > /dev/null && rm -rf results logs bench && ls -l back.tar.gz); }
 case "$1" in
   1) source tools/device/setup.sh && nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
      python3 -c "import torch, transformers, peft, bitsandbytes; print(torch.__version__, transformers.__version__, peft.__version__, bitsandbytes.__version__)" ;;
   2) source tools/device/setup.sh || exit 2
+     set +e
      mkdir -p "$OUT/bench" "$OUT/logs"
      (CUDA_VISIBLE_DEVICES=0 NLI_CACHE=/tmp/nli-cache-bench timeout 570 python3 benchmarks/bench.py \
         configs/phi2-shape-h200.yaml --set tokenizer.source=local --set tokenizer.name=.device-data/smollm2-tokenizer \
@@ -30,9 +35,17 @@ case "$1" in
      bash $R phi2-shape-h200 1 run configs/phi2-shape-h200.yaml --stages data,params,train
      bash $R phi2-shape-t4budget 1 run configs/phi2-shape-t4budget.yaml --stages data,params,train
      wait $bench; echo "=== bench: exit $?"; tail -12 "$OUT/logs/bench.log"
-     bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train ;;
+     bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train
+     pack ;;
+  2b) # step 2 without the benchmark (its record came back; the runs did not, before steps packed)
+     bash $R phi2-shape-h200 0 run configs/phi2-shape-h200.yaml --stages data,params,train --restart &
+     bash $R phi2-shape-t4budget 1 run configs/phi2-shape-t4budget.yaml --stages data,params,train --restart
+     wait
+     bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train --restart
+     pack ;;
   3) C=configs/smollm2-snli-offline.yaml
      LIMIT=420 bash $R smollm2-tune-run 0,1 tune $C configs/smollm2-tuning.yaml --then-run --restart
-     LIMIT=150 bash $R smollm2-2gpu 0,1 run configs/smollm2-snli-offline-2gpu.yaml --tuned-from smollm2-snli-offline --restart ;;
+     LIMIT=150 bash $R smollm2-2gpu 0,1 run configs/smollm2-snli-offline-2gpu.yaml --tuned-from smollm2-snli-offline --restart
+     pack ;;
   *) echo "usage: regenerate.sh 1|2|3" >&2; exit 2 ;;
 esac
