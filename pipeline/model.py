@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -79,10 +80,28 @@ def _gguf_to_folder(cfg: ExperimentConfig, gguf: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = building(out)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    tmp.rename(out)
+    return publish(tmp, out)
+
+
+def building(out: Path) -> Path:
+    """A folder of this process's own to build a cache entry in: trials of a tune on several GPUs start at once
+    on a fresh cache, and each builds the same entry (one shared `.tmp` folder had two writers, and the second
+    rename failed)."""
+    return out.with_name(f"{out.name}.{os.getpid()}.tmp")
+
+
+def publish(tmp: Path, out: Path) -> Path:
+    """Make the finished `tmp` the cache entry `out` in one rename. If another process published it first, its
+    folder is the same build of the same inputs: keep it and drop ours."""
+    try:
+        tmp.rename(out)
+    except OSError:
+        if not (out / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -109,7 +128,7 @@ def _random_to_folder(cfg: ExperimentConfig, tokenizer) -> Path:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(dev):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16 if dev == "cuda" else torch.float32)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = building(out)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     # How the weights were drawn: with the config beside it, enough to draw them again elsewhere
@@ -119,8 +138,7 @@ def _random_to_folder(cfg: ExperimentConfig, tokenizer) -> Path:
         "torch."), "torch": torch.__version__, "recipe": "torch.manual_seed(seed); AutoModelForCausalLM.from_config("
         "config, dtype=dtype) under torch.device(device)"}, indent=2) + "\n")
     del model
-    tmp.rename(out)
-    return out
+    return publish(tmp, out)
 
 
 def base_location(cfg: ExperimentConfig, tokenizer=None) -> str:

@@ -1,5 +1,8 @@
 """Adapter folders name their base model portably: the hub id where there is one, never a local path."""
 import json
+import os
+
+import pytest
 
 from pipeline.config import load_config
 from pipeline.provenance import finish_adapter
@@ -32,3 +35,25 @@ def test_a_hub_model_is_named_by_its_hub_id_and_revision(tmp_path):
     assert "base_model: acme/nli-base" in card and str(tmp_path) not in card
     for name in ("adapter_config.json", "provenance.json"):
         assert str(tmp_path) not in (tmp_path / "a" / name).read_text()
+
+
+def test_a_cache_entry_built_by_two_processes_at_once_is_published_once(tmp_path):
+    """Trials of a tune on several GPUs start together on a fresh cache and each builds the same model folder:
+    each builds in a folder of its own, and the one that publishes second keeps the first's and drops its own."""
+    from pipeline.model import building, publish
+    out = tmp_path / "models" / "gguf-abc"
+    mine = building(out)
+    assert mine != out.with_name(out.name + ".tmp") and str(os.getpid()) in mine.name
+    first, second = out.with_name("gguf-abc.1.tmp"), out.with_name("gguf-abc.2.tmp")
+    for d, text in ((first, "first"), (second, "second")):
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(text)
+    assert publish(first, out) == out
+    assert publish(second, out) == out  # the rename fails: the entry exists
+    assert (out / "config.json").read_text() == "first" and not second.exists()
+    third = out.with_name("gguf-abc.3.tmp")
+    third.mkdir()
+    (out / "config.json").unlink()
+    (out / "model.safetensors").write_text("half")
+    with pytest.raises(OSError):  # the entry is there but incomplete: not ours to hide
+        publish(third, out)
