@@ -15,15 +15,15 @@ from analysis.wording import plural
 RECOVERED = "recovered from an older manifest"
 
 
-def when(iso: str | None) -> str:
-    """An ISO time as "2025-11-28 10:30 UTC" (as recorded when it does not parse)."""
+def when(iso: str | None) -> Markdown:
+    """An ISO time as "2025-11-28 10:30 UTC"; escaped as recorded when it does not parse (it is manifest text)."""
     if not iso:
-        return "not recorded"
+        return text("not recorded")
     try:
         t = datetime.fromisoformat(str(iso))
     except ValueError:
-        return str(iso)
-    return t.strftime("%Y-%m-%d %H:%M") + (" UTC" if t.utcoffset() is not None and not t.utcoffset() else "")
+        return text(iso)
+    return text(t.strftime("%Y-%m-%d %H:%M") + (" UTC" if t.utcoffset() is not None and not t.utcoffset() else ""))
 
 
 def short_commit(commit: str | None) -> Markdown:
