@@ -15,9 +15,11 @@ import pandas as pd
 
 from analysis import cases, effective, processes, progress, resources, stats, training
 from analysis.disk import Disk, MachineTotals, machine_totals, run_disk
+from analysis.evaluations import TestHistory, history_of
 from analysis.original import Original, original_study
 from analysis.runs import Run, Selection, select
 from analysis.tuning import Tuning, tuning_of
+from analysis.verification import Verification, verification_of
 
 BASELINES = ("baseline_head", "baseline_zeroshot")
 
@@ -156,6 +158,22 @@ class RunFacts:
     def tuning(self) -> Tuning:
         return tuning_of(self.run)
 
+    @cached_property
+    def test_history(self) -> TestHistory:
+        """How many times the test rows were scored, and under which settings (manifest `test_evaluations`)."""
+        return history_of(self.run)
+
+    @property
+    def test_history_matters(self) -> bool:
+        """Scoring the test rows more than once misleads only where accuracy means something."""
+        return self.accuracy_meaningful and (bool(self.accuracy) or self.test_history.count > 0)
+
+    # --- provenance ---
+    @cached_property
+    def verification(self) -> Verification:
+        """Whether `python -m pipeline verify` accepts the run folder (computed once, when first asked)."""
+        return verification_of(self.run)
+
     # --- parameters ---
     @cached_property
     def params(self) -> ParamTotals:
@@ -281,6 +299,20 @@ class ReportFacts:
     def remote_code_runs(self) -> list[str]:
         """Runs whose config let the model repository's own code run (model.trust_remote_code: true)."""
         return self.names(lambda f: f.runs_remote_code)
+
+    @property
+    def others_rescored(self) -> list[RunFacts]:
+        """Runs besides the headline whose test rows were also scored under a configuration since superseded."""
+        return [f for f in self.runs[1:] if f.test_history_matters and f.test_history.superseded]
+
+    @property
+    def verified_runs(self) -> list[str]:
+        return self.names(lambda f: f.verification.passed)
+
+    @property
+    def unsealed_runs(self) -> list[str]:
+        """Runs whose manifest predates the store's seal: `pipeline verify` refuses them for being older."""
+        return self.names(lambda f: not f.verification.sealed)
 
     @property
     def param_match(self) -> list[str]:

@@ -51,9 +51,36 @@ class Trial:
         return self.trial is not None
 
 
+@dataclass(frozen=True)
+class Applied:
+    """The manifest's `tuned` block: the pipeline itself applied a tune's choice to this run (`pipeline tune ...
+    --then-run`, `pipeline run --tuned` / `--tuned-from RUN`). present is False when the config file and its
+    `--set` overrides alone set the settings (every manifest made before `tuned` existed reads so)."""
+    present: bool = False
+    from_run: str | None = None      # whose tuning table chose
+    other_run: bool = False          # that table is another run's, not this run's own
+    trial: int | None = None         # the chosen trial
+    trials: int | None = None        # how many trials the tune compared
+    rule: str = ""
+    grid: str = ""
+    overrides: tuple = ()            # the chosen trial as `key=value`, applied over the config file
+
+
+def applied_of(run: Run) -> Applied:
+    tuned = run.manifest.tuned
+    if not isinstance(tuned, dict):
+        return Applied()
+    from_run = tuned.get("from_run") or None
+    return Applied(present=True, from_run=from_run, other_run=from_run not in (None, run.name),
+                   trial=tuned.get("chosen_trial"), trials=tuned.get("trials"),
+                   rule=" ".join(str(tuned.get("rule") or "").split()), grid=str(tuned.get("grid") or ""),
+                   overrides=tuple(str(o) for o in tuned.get("overrides") or ()))
+
+
 @dataclass
 class Tuning:
-    """present is False for a run without a tuning table; every other field is then empty."""
+    """present is False for a run without a tuning table; every other field is then empty, but `applied`, which
+    a run tuned from another run's table carries without a table of its own."""
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)     # the tuning table, by trial
     meta: dict = field(default_factory=dict)          # the manifest's tuning block
     settings: dict = field(default_factory=dict)      # the chosen trial's settings, {dotted key: value}
@@ -61,10 +88,16 @@ class Tuning:
     chosen: Trial = field(default_factory=Trial)
     trial_epochs: int | None = None
     final_epochs: int | None = None
+    applied: Applied = field(default_factory=Applied)
 
     @property
     def present(self) -> bool:
         return len(self.trials) > 0
+
+    @property
+    def recorded(self) -> bool:
+        """A tune's choice is on record for this run: its own tuning table, or the pipeline applied one."""
+        return self.present or self.applied.present
 
     @property
     def same_epochs(self) -> bool:
@@ -78,7 +111,7 @@ class Tuning:
 def tuning_of(run: Run) -> Tuning:
     t = run.table("tuning")
     if t is None or not len(t):
-        return Tuning()
+        return Tuning(applied=applied_of(run))
     meta = run.manifest.tuning if isinstance(run.manifest.tuning, dict) else {}
     trials = t.sort_values("trial").reset_index(drop=True)
     rows = trials[trials["chosen"]]
@@ -88,4 +121,5 @@ def tuning_of(run: Run) -> Tuning:
     settings = chosen_settings(meta)
     return Tuning(trials=trials, meta=meta, settings=settings, chosen=chosen,
                   differ=[(k, v, run.cfg(k)) for k, v in settings.items() if run.cfg(k) != v],
-                  trial_epochs=meta.get("epochs_per_trial") or chosen.epochs, final_epochs=run.cfg("train.epochs"))
+                  trial_epochs=meta.get("epochs_per_trial") or chosen.epochs, final_epochs=run.cfg("train.epochs"),
+                  applied=applied_of(run))

@@ -7,7 +7,11 @@ cannot drift from what the pipeline writes.
     fixture-shape  shape-only run (weights: random) with the Phi-2 parameter counts, capped at 15 GiB (T4 budget)
     fixture-cpu    CPU-only run still in progress: train running (1 of 2 epochs), evaluate not run; its manifest
                    predates table checksums (no `tables` key), as the committed runs' do
-The shape and cpu runs are of the older kind that did not record `effective` or `footprint`.
+fixture-gpu is also of today's kind in how it was chosen and scored: the pipeline applied its tune's choice
+(manifest `tuned`) and its history of test evaluations (`test_evaluations`) holds an entry recovered from an older
+manifest, under settings since superseded, then the current one (record_tuned, record_evaluations).
+The shape and cpu runs are of the older kind that did not record `effective`, `footprint`, `tuned` or
+`test_evaluations`.
 results/report.yaml lists them plus one run that does not exist (fixture-absent).
 write_run's keywords make variants: stages_requested (a `--stages` run: only those stages and their tables, and
 the manifest key stages_requested), gpu_util (range of the sampled GPU utilisation), tuning_source, checksums
@@ -368,11 +372,61 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
     return folder
 
 
+def record_evaluations(folder: Path, *earlier: dict, recovered: bool = False, current: bool = True) -> Manifest:
+    """Give a run the history of test evaluations the pipeline keeps (manifest `test_evaluations`), made by the
+    pipeline's own pipeline.evaluations.entry: one entry per dict of `earlier` (the tunable settings then,
+    {dotted key: value}, under an evaluate fingerprint since superseded, and a lower accuracy), oldest first, then
+    the current evaluation (unless current=False). recovered: the first entry was recovered from an older
+    manifest's evaluate record (its `source` set). Sealed, as the store writes it."""
+    import copy
+
+    from pipeline import evaluations
+    folder = Path(folder)
+    m = Manifest.read(folder / "manifest.json")
+    store = RunStore(folder)
+    preds, samples = store.read("predictions"), store.read("samples")
+    now = m.stages["evaluate"]
+    history = []
+    for i, settings in enumerate(earlier):
+        then = copy.deepcopy(m)
+        for key, value in settings.items():
+            section, name = key.split(".")
+            then.config[section][name] = value
+        then.config_fingerprint, then.code_version = f"{i}" * 16, {"git_commit": f"{i + 1}" * 40, "dirty": False}
+        e = evaluations.entry(then, preds, samples, m.commands[-1], f"2025-11-2{i}T09:00:00+00:00", f"old{i}" * 4,
+                              source=evaluations.SEEDED if recovered and i == 0 else None)
+        e["test_accuracy"] -= 0.05 * (len(earlier) - i)  # earlier settings scored differently
+        history.append(e)
+    if current:
+        history.append(evaluations.entry(m, preds, samples, m.commands[-1], now.end, now.fingerprint))
+    m.test_evaluations = history
+    save_manifest(folder, m)
+    return m
+
+
+def record_tuned(folder: Path, from_run: str | None = None) -> Manifest:
+    """The manifest's `tuned` block of a run whose settings the pipeline applied from a tune's choice (its own
+    tuning block's, or `from_run`'s name on it). Sealed, as the store writes it."""
+    folder = Path(folder)
+    m = Manifest.read(folder / "manifest.json")
+    t = m.tuning
+    m.tuned = {"from_run": from_run or m.run, "grid": t["grid"], "chosen_trial": t["chosen_trial"], "trials": t["trials"],
+               "rule": "best final-epoch validation accuracy, ties by lower validation loss",
+               "overrides": list(t["chosen_overrides"])}
+    m.overrides = []
+    save_manifest(folder, m)
+    return m
+
+
 def make_results(root: Path) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for i, (name, kind) in enumerate(zip(RUNS, ("gpu", "shape", "cpu"), strict=False)):
         write_run(root, name, kind=kind, seed=100 + i, checksums=kind != "cpu")
+    # the complete run is of today's kind: tuned by the pipeline, its test rows scored first under a setting since
+    # tuned away (an entry recovered from its older manifest), then for the configuration reported
+    record_tuned(root / "fixture-gpu")
+    record_evaluations(root / "fixture-gpu", {"train.learning_rate": 1e-4, "lora.r": 8}, recovered=True)
     (root / "report.yaml").write_text("runs: [" + ", ".join([*RUNS, ABSENT]) + "]\n")
     return root
 

@@ -3,6 +3,7 @@ report.qmd, which prints what these return. Prose stays in report.qmd; cells her
 from analysis.sections import (  # noqa: F401  (report.qmd reaches them as sections.<name>)
     accuracy,
     cases,
+    evaluations,
     notice,
     parameters,
     reproducibility,

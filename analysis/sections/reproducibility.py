@@ -7,8 +7,9 @@ import yaml
 
 from analysis import fmt, progress
 from analysis.facts import ReportFacts, RunFacts
-from analysis.markdown import Markdown, code, fenced, one_line
+from analysis.markdown import Markdown, bullets, code, fenced, one_line, text
 from analysis.tables import table
+from analysis.wording import plural
 from pipeline.manifest import ONE_PROCESS, program
 from pipeline.stages import NAMES
 
@@ -74,6 +75,39 @@ def code_state(f: RunFacts) -> str:
     if cv.get("dirty") is None:
         return "the commit the launcher named (PIPELINE_GIT_COMMIT), the tree copied from it" if cv.get("source") else ""
     return "with uncommitted changes (dirty)" if cv["dirty"] else "clean"
+
+
+def verified_as(f: RunFacts) -> Markdown:
+    """What a run that passes `pipeline verify` was made from: code commit, config file, overrides, tune trial."""
+    v = f.verification
+    overrides = f", with {plural(v.overrides, '`--set` override')}" if v.overrides else ""
+    tuned = f", the tune's trial {v.tuned_trial} applied by the pipeline" if v.tuned_trial is not None else ""
+    return Markdown(f"code {code(v.commit[:12] if v.commit else None)}, config {code(v.config_path)}{overrides}{tuned}")
+
+
+def verification_list(R: ReportFacts) -> Markdown:
+    """One bullet per run: verified (and from what), or each problem `pipeline verify` found on its own line,
+    or why it was not checked."""
+    items = []
+    for f in R.runs:
+        v = f.verification
+        if v.passed:
+            items.append(f"**{text(f.name)}**: verified: {verified_as(f)}")
+        elif v.checked:
+            items.append(f"**{text(f.name)}**: not verified:\n" + "\n".join(f"    - {text(p)}" for p in v.problems))
+        else:
+            items.append(f"**{text(f.name)}**: not checked ({text(v.why_not_checked)})")
+    return bullets(items)
+
+
+def verification_cell(f: RunFacts) -> str:
+    """The all-runs table's word on `pipeline verify`."""
+    v = f.verification
+    if v.passed:
+        return "verified"
+    if v.checked:
+        return f"not verified ({plural(len(v.problems), 'problem')})"
+    return "not checked"
 
 
 def resolved_config(f: RunFacts) -> Markdown:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from analysis import fmt, progress
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown
+from analysis.sections.evaluations import history_cell
+from analysis.sections.reproducibility import verification_cell
 from analysis.tables import table
 
 
@@ -72,6 +74,8 @@ def comparison_table(R: ReportFacts) -> Markdown:
         ("disk used, whole filesystem", lambda f: fmt.gib(f.disk.filesystem_peak, 1),
          fmt.gb(o.disk_bytes, 0) + " (likely a machine total)"),
         ("table checksums", _checksums, "not applicable"),
+        ("test rows scored", history_cell, "not reported"),
+        ("pipeline verify", verification_cell, "not applicable"),
         ("code from the model repository", lambda f: "ran (model.trust_remote_code)" if f.runs_remote_code
          else "not allowed", "not reported"),
         ("status", lambda f: progress.status(f.run), "published"),

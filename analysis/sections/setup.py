@@ -143,3 +143,9 @@ def chosen_settings(f: RunFacts) -> Markdown:
 def differing_settings(f: RunFacts) -> Markdown:
     return Markdown("; ".join(f"{code(k)} (trial {text(setting_value(v))}, final run {text(setting_value(w))})"
                               for k, v, w in f.tuning.differ))
+
+
+def applied_overrides(f: RunFacts) -> Markdown:
+    """The tune's choice as the pipeline applied it, e.g. "`train.learning_rate=0.001`, `lora.r=4`"."""
+    overrides = f.tuning.applied.overrides
+    return Markdown(", ".join(code(o) for o in overrides) if overrides else "(none recorded)")

@@ -62,7 +62,7 @@ def blocks(markdown: str):
                 stack.append(".content-hidden" not in fence.group(2))
             elif stack:
                 stack.pop()
-        elif not line.strip() or line.startswith(("|", "```", "#", "![", "- ", "1. ", "2. ")):
+        elif not line.strip() or line.lstrip(" ").startswith(("|", "```", "#", "![", "- ", "1. ", "2. ")):  # nested too
             flush()
         else:
             buf.append(line)

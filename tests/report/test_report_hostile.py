@@ -85,6 +85,11 @@ def plant(folder, texts) -> None:
         m.stages["evaluate"].update(status="failed", error=next(t))
         m.tuning.update(grid=next(t), rule=next(t), source=next(t), chosen={next(t): next(t), "lora.r": 16},
                         chosen_overrides=[next(t)])
+        m.tuned = {"from_run": next(t), "grid": next(t), "chosen_trial": 2, "trials": 3, "rule": next(t),
+                   "overrides": [next(t)]}
+        m.test_evaluations = [{"finished": next(t), "fingerprint": next(t), "config_fingerprint": next(t),
+                               "git_commit": next(t), "command": next(t), "settings": {"train.learning_rate": next(t)},
+                               "tuned_trial": None, "test_rows": 100, "test_accuracy": 0.5, "source": next(t)}]
     edit_manifest(folder, manifest)
 
     samples = pd.read_parquet(folder / "samples.parquet")
