@@ -101,9 +101,14 @@ def _command(args) -> int:
         cfg, tuned = load_tuned(args.config, args.overrides, args.tuned_from, check_files=args.command != "params")
     else:
         cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
-        if args.command == "run":
+        if args.command in ("run", "status"):
             from pipeline.tuned import refuse_untuned
-            refuse_untuned(cfg, args.config, args.overrides)
+            try:
+                refuse_untuned(cfg, args.config, args.overrides)
+            except ConfigError as e:
+                if args.command == "run":
+                    raise
+                print(f"note: {e}")  # status still answers: for these settings, every stage reads as stale
     if args.command == "params":
         from pipeline.params import account, totals
         df = account(cfg)

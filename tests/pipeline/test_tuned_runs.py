@@ -54,6 +54,9 @@ def test_a_tuned_folder_refuses_a_run_with_other_settings(tuned_run):
     r = cli("run", CONFIG, *ov)
     assert r.returncode == 2
     assert "tuned (trial" in r.stderr and "add --tuned" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    status = cli("status", CONFIG, *ov)  # answers, and says why every stage looks stale
+    assert status.returncode == 0 and status.stdout.startswith("note: ") and "add --tuned" in status.stdout
+    assert "note:" not in cli("status", CONFIG, *ov, "--tuned").stdout
     again = cli("run", CONFIG, *ov, "--tuned")  # the chosen settings: everything is up to date
     assert again.returncode == 0 and "nothing to do" in again.stdout
     clash = cli("run", CONFIG, *ov, "--set", "train.learning_rate=0.5", "--tuned")
