@@ -213,12 +213,13 @@ def capture_environment() -> dict:
 
 # --- code version ---------------------------------------------------------------------------------
 
-def _git(root: Path, *args: str) -> str | None:
-    git = shutil.which("git")
-    if git is None:
+def git(root: Path, *args: str) -> str | None:
+    """git's output in `root`; None when git is missing, fails or exits non-zero (`pipeline verify` uses it too)."""
+    exe = shutil.which("git")
+    if exe is None:
         return None
     try:
-        r = subprocess.run([git, *args], cwd=root, capture_output=True, text=True, timeout=20,
+        r = subprocess.run([exe, *args], cwd=root, capture_output=True, text=True, timeout=20,
                            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
     except (OSError, subprocess.SubprocessError):
         return None
@@ -236,11 +237,11 @@ def code_version(root: Path) -> dict:
     root = Path(root)
     if not root.is_dir():
         return out
-    head = _git(root, "rev-parse", "--verify", "HEAD")
+    head = git(root, "rev-parse", "--verify", "HEAD")
     if head is None:
         return out
     out["git_commit"] = head.strip() or None
-    status = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    status = git(root, "status", "--porcelain", "--untracked-files=normal")
     if status is not None:
         lines = [line for line in status.splitlines() if line.strip()]
         untracked = sum(1 for line in lines if line.startswith("??"))

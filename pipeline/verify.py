@@ -16,7 +16,6 @@ Torch-free.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT, ConfigError, fingerprint, load_config
@@ -103,27 +102,20 @@ def _first_difference(a, b, prefix: str = "") -> str:
     return f"{prefix.rstrip('.')}={json.dumps(a)} (the run had {json.dumps(b)})"
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def _code(m: Manifest, path: Path, root: Path) -> list[str]:
+    from pipeline.environment import git
     commit = (m.code_version or {}).get("git_commit")
     if not commit:
         return [f"{path}: no code version recorded (fix: run from a git checkout, or set PIPELINE_GIT_COMMIT)"]
     if (m.code_version or {}).get("dirty") is True:
         return [f"{path}: made with uncommitted changes on top of {commit[:12]} (fix: commit, then run again)"]
-    known = _git(root, "cat-file", "-e", f"{commit}^{{commit}}")
-    if known is None:
-        return [f"{path}: cannot check code version {commit[:12]}: git is not available here"]
-    if known.returncode != 0:
+    if git(root, "rev-parse", "--verify", "HEAD") is None:
+        return [f"{path}: cannot check code version {commit[:12]}: git is not available here, or {root} is not a "
+                f"git checkout"]
+    if git(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
         return [f"{path}: code version {commit[:12]} is not a commit of this repository (fix: run the pipeline from "
                 f"a commit of this repository)"]
-    ancestor = _git(root, "merge-base", "--is-ancestor", commit, "HEAD")
-    if ancestor is None or ancestor.returncode != 0:
+    if git(root, "merge-base", "--is-ancestor", commit, "HEAD") is None:
         return [f"{path}: code version {commit[:12]} is not in this checkout's history (fix: run from a commit on main)"]
     return []
 
