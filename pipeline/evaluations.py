@@ -27,12 +27,17 @@ def settings(config: dict) -> dict:
     return out
 
 
-def test_accuracy(predictions: pd.DataFrame, samples: pd.DataFrame) -> tuple[int, float | None]:
-    """(test rows, the fine-tuned model's accuracy on them) from the run's tables."""
-    preds = predictions[(predictions["split"] == "test") & (predictions["model"] == "finetuned")]
+def test_accuracies(predictions: pd.DataFrame, samples: pd.DataFrame) -> dict[str, tuple[int, float]]:
+    """Model -> (test rows scored, accuracy on them), from the run's tables (also the run's closing summary)."""
     gold = samples[samples["split"] == "test"][["idx", "label"]]
-    rows = preds.merge(gold, on="idx")
-    return len(rows), (float((rows["pred"] == rows["label"]).mean()) if len(rows) else None)
+    test = predictions[predictions["split"] == "test"].merge(gold, on="idx")
+    stats = test.assign(ok=test["pred"] == test["label"]).groupby("model")["ok"].agg(["size", "mean"])
+    return {str(model): (int(r["size"]), float(r["mean"])) for model, r in stats.iterrows()}
+
+
+def test_accuracy(predictions: pd.DataFrame, samples: pd.DataFrame) -> tuple[int, float | None]:
+    """(test rows, the fine-tuned model's accuracy on them)."""
+    return test_accuracies(predictions, samples).get("finetuned", (0, None))
 
 
 def entry(m: Manifest, predictions: pd.DataFrame, samples: pd.DataFrame, command: str | None, finished: str | None,

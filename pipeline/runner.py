@@ -44,6 +44,7 @@ class Runner:
         command line to record when it is not `run` itself (`pipeline tune ... --then-run`)."""
         self.cfg, self.config_path, self.overrides = cfg, config_path, tuple(overrides)
         self.tuned, self.command = tuned, command
+        self.call: str | None = None  # set with the header (_header)
         self.dist = distributed.current()
         self.store = RunStore(cfg.results_path, writer=self.dist.main)
         self.fingerprints = stage_fingerprints(cfg)
@@ -212,8 +213,7 @@ class Runner:
         from pipeline.evaluations import entry
         from pipeline.store import utc_now
         m = self.store.manifest()
-        wanted = m.stages_requested
-        new = entry(m, self._table_or_empty("predictions"), self._table_or_empty("samples"), self._command(wanted),
+        new = entry(m, self._table_or_empty("predictions"), self._table_or_empty("samples"), self.call,
                     utc_now(), self.fingerprints["evaluate"])
         return {"test_evaluations": [*(m.test_evaluations or []), new]}
 
@@ -245,7 +245,8 @@ class Runner:
         from pipeline.environment import capture_environment, run_code_version
         from pipeline.evaluations import seeded
         m = self.store.manifest()
-        commands = list(dict.fromkeys([*m.commands, self._command(wanted)]))
+        self.call = self._command(wanted)  # this call's command line, for `commands` and the history's entry
+        commands = list(dict.fromkeys([*m.commands, self.call]))
         history = seeded(m, self._table_or_empty)
         config = self.cfg.to_dict()
         return {"run": self.cfg.run, "description": self.cfg.description, "config_path": self.config_path,
@@ -259,12 +260,11 @@ class Runner:
         preds, samples = self.store.read("predictions"), self.store.read("samples")
         lines = [f"Done in {seconds:.1f} s. Results: {self.store.folder}"]
         if len(preds):
-            test = preds[preds["split"] == "test"].merge(samples[samples["split"] == "test"][["idx", "label"]],
-                                                         on="idx")
-            acc = test.assign(ok=test["pred"] == test["label"]).groupby("model")["ok"].mean()
+            from pipeline.evaluations import test_accuracies
+            acc = test_accuracies(preds, samples)
             for name in ("baseline_head", "baseline_zeroshot", "finetuned"):
                 if name in acc:
-                    lines.append(f"  test accuracy {name:<18} {acc[name]:.3f}")
+                    lines.append(f"  test accuracy {name:<18} {acc[name][1]:.3f}")
         manifest = self.store.manifest()
         train = manifest.stage("train")
         if train is not None and train.get("finetune_seconds") is not None:
