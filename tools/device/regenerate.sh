@@ -21,6 +21,17 @@ R=tools/device/run.sh
 # (back.tar.gz: results/, logs/, bench/), removing the loose copies only once the tarball is whole.
 pack() { (cd "$OUT" && tar czf back.tar.gz --exclude back.tar.gz $(ls -d results logs bench 2>/dev/null) \
   && tar tzf back.tar.gz > /dev/null && rm -rf results logs bench && ls -l back.tar.gz); }
+# The Phi-2-shape runs: bf16, then fp16 under a 15 GiB cap, on the GPUs given (the same GPU: one after the other;
+# two GPUs: side by side); then the 2-GPU run. Extra arguments go to each `pipeline run`.
+one_gpu_runs() {
+  local a=$1 b=$2; shift 2
+  bash $R phi2-shape-h200 "$a" run configs/phi2-shape-h200.yaml --stages data,params,train "$@" &
+  local first=$!
+  [ "$a" = "$b" ] && wait $first
+  bash $R phi2-shape-t4budget "$b" run configs/phi2-shape-t4budget.yaml --stages data,params,train "$@"
+  wait $first
+}
+two_gpu_run() { bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train "$@"; }
 case "$1" in
   1) source tools/device/setup.sh && nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
      python3 -c "import torch, transformers, peft, bitsandbytes; print(torch.__version__, transformers.__version__, peft.__version__, bitsandbytes.__version__)" ;;
@@ -32,20 +43,17 @@ case "$1" in
         --ladder default --micro-batches 8 --epochs 3 --fp16-cap-gib 15 --out "$OUT/bench" 2>&1 \
         | grep --line-buffered -v "it/s\]\|step/s\]\|batch/s\]" > "$OUT/logs/bench.log") &
      bench=$!
-     bash $R phi2-shape-h200 1 run configs/phi2-shape-h200.yaml --stages data,params,train
-     bash $R phi2-shape-t4budget 1 run configs/phi2-shape-t4budget.yaml --stages data,params,train
+     one_gpu_runs 1 1
      wait $bench; echo "=== bench: exit $?"; tail -12 "$OUT/logs/bench.log"
-     bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train
+     two_gpu_run
      pack ;;
   2b) # step 2 without the benchmark (its record came back; the runs did not, before steps packed)
-     bash $R phi2-shape-h200 0 run configs/phi2-shape-h200.yaml --stages data,params,train --restart &
-     bash $R phi2-shape-t4budget 1 run configs/phi2-shape-t4budget.yaml --stages data,params,train --restart
-     wait
-     bash $R phi2-shape-h200x2 0,1 run configs/phi2-shape-h200x2.yaml --stages data,params,train --restart
+     one_gpu_runs 0 1 --restart
+     two_gpu_run --restart
      pack ;;
   3) C=configs/smollm2-snli-offline.yaml
      LIMIT=420 bash $R smollm2-tune-run 0,1 tune $C configs/smollm2-tuning.yaml --then-run --restart
      LIMIT=150 bash $R smollm2-2gpu 0,1 run configs/smollm2-snli-offline-2gpu.yaml --tuned-from smollm2-snli-offline --restart
      pack ;;
-  *) echo "usage: regenerate.sh 1|2|3" >&2; exit 2 ;;
+  *) echo "usage: regenerate.sh 1|2|2b|3" >&2; exit 2 ;;
 esac
