@@ -1,7 +1,7 @@
 """Read-only analysis of cached results (results/<run>/) for report.qmd. Never imports torch.
 
 Facts (numbers; no prose):
-    runs        find, select and read runs: manifest.json (pipeline.manifest) and the parquet tables
+    runs        find, select and read runs: manifest.json (records.manifest) and the parquet tables
     integrity   each table checked against the manifest's checksum record (a damaged table stops the render)
     validate    the values of each table and the manifest facts the report computes with, row by row
     errors      ReportError: bad input, one line naming the file and the fix (the renderer exits 2)
@@ -12,7 +12,7 @@ Facts (numbers; no prose):
     training    fine-tuning time, tokens per second, padding, the validation trend (over-fitting)
     resources   peaks per stage and per run, the memory cap check, GPU utilisation during training
     tuning      the tuning trials and the chosen settings against the final run's config
-    settings    config values labelled by their fields' help text (pipeline/config.py)
+    settings    config values labelled by their fields' help text (records/config.py)
     original    the original study's reference figures (original_study.yaml)
 Words and markdown:
     fmt         numbers in words (thousands separators, percentages, GiB, "not measured")

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.schema import LABELS, PROB_COLUMNS
+from records.schema import LABELS, PROB_COLUMNS
 
 CATEGORIES = {
     "corrected": "baseline wrong, fine-tuned right",

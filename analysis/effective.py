@@ -1,13 +1,13 @@
 """What a run actually used, where its config left the decision to the run, the model or the hardware:
 `quantization.compute_dtype: auto` ran as float32 on a CPU, `train.fused_optimizer: true` did not fuse off
-the GPU, `model.name` of a random-weights run names nothing. pipeline.effective.WHERE says where the manifest
+the GPU, `model.name` of a random-weights run names nothing. records.effective.WHERE says where the manifest
 records each decision; the report shows that value, and the config's request beside it where they differ.
 Runs made before a decision was recorded say "not recorded", never the request in its place."""
 from __future__ import annotations
 
 from analysis.runs import Run
 from analysis.settings import MISSING, value_text
-from pipeline.effective import WHERE, identity_text
+from records.effective import WHERE, identity_text
 
 NOT_RECORDED = "not recorded"
 

@@ -21,6 +21,8 @@ from analysis.effective import used
 from analysis.errors import ReportError
 from analysis.facts import RunFacts
 from analysis.runs import DEFAULT_RESULTS, load_run
+from records.config_reading import load_config
+from records.store import atomic_write_bytes
 
 COLUMNS = ("run", "section", "metric", "model", "value", "ci_low", "ci_high", "n", "unit")
 PEAKS = (  # (metric, key of RunFacts.peaks, unit)
@@ -108,7 +110,6 @@ def resolve(target: str) -> Path:
     folder), or a run name under results/."""
     path = Path(target)
     if path.is_file() and path.suffix in (".yaml", ".yml"):
-        from pipeline.config import load_config
         folder = load_config(path, check_files=False).results_path
     elif path.is_dir():
         folder = path
@@ -122,7 +123,6 @@ def resolve(target: str) -> Path:
 
 def export(target: str, out: Path) -> tuple[Path, Path]:
     """Write <out>/<run>.csv and <out>/<run>.json; returns their paths. ReportError (one line) on bad input."""
-    from pipeline.store import atomic_write_bytes
     f = RunFacts(load_run(resolve(target)))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

@@ -13,9 +13,9 @@ from functools import cached_property
 
 import pandas as pd
 
-from analysis import cases, effective, processes, progress, resources, stats, training
+from analysis import cases, effective, processes, resources, stage_states, stats, training
 from analysis.disk import Disk, MachineTotals, machine_totals, run_disk
-from analysis.evaluations import TestHistory, history_of
+from analysis.history import TestHistory, history_of
 from analysis.original import Original, original_study
 from analysis.runs import Run, Selection, select
 from analysis.tuning import Tuning, tuning_of
@@ -232,22 +232,22 @@ class RunFacts:
     def utilisation(self) -> resources.TrainUtilisation:
         return resources.train_utilisation(self.stage_peaks, self.epochs)
 
-    # --- progress (analysis.progress, one wording per state) ---
+    # --- progress (analysis.stage_states, one wording per state) ---
     @property
     def gaps(self) -> list[str]:
-        return progress.gaps(self.run)
+        return stage_states.gaps(self.run)
 
     @property
     def skipped(self) -> list[str]:
-        return progress.skipped(self.run)
+        return stage_states.skipped(self.run)
 
     @property
     def skipped_for_shape(self) -> bool:
-        return progress.skipped_for_shape(self.run)
+        return stage_states.skipped_for_shape(self.run)
 
     @property
     def why_missing(self) -> str:
-        return progress.why_missing(self.run)
+        return stage_states.why_missing(self.run)
 
 
 @dataclass

@@ -16,8 +16,8 @@ import pandas as pd  # noqa: E402
 
 from analysis import fmt, resources, stats  # noqa: E402
 from analysis.markdown import plain  # noqa: E402
-from pipeline.schema import LABELS  # noqa: E402
-from pipeline.stages import NAMES  # noqa: E402
+from records.graph import NAMES  # noqa: E402
+from records.schema import LABELS  # noqa: E402
 
 # One colour per stage of the stage graph, in its order (Set2 repeats after eight stages).
 STAGE_COLOURS = {name: matplotlib.colors.to_hex(plt.get_cmap("Set2")(i % 8)) for i, name in enumerate(NAMES)}

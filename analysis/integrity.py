@@ -1,6 +1,6 @@
 """Each table file checked against the manifest's record of it before the report reads a number from it.
 
-The store records every table it writes in manifest.json's `tables` (pipeline/manifest.py): the sha256 of
+The store records every table it writes in manifest.json's `tables` (records/manifest.py): the sha256 of
 the file's bytes, its rows and its size. A file that differs was damaged after the pipeline wrote it (a
 truncated copy, a disk error, a hand edit, a file swapped in from another run), and so is a file the record
 names that is gone: the report refuses either, with one line naming the file and the command that rewrites
@@ -17,28 +17,16 @@ change its headline run; the fix is one command, and the message names it.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from analysis.errors import ReportError
 from analysis.fmt import and_list
 from analysis.markdown import one_line
-from pipeline.manifest import Manifest
-from pipeline.schema import TABLES
-from pipeline.stages import owner_of, writers
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def record_of(data: bytes) -> dict:
-    """{"sha256", "rows", "bytes"} of a parquet file's bytes, as the manifest records a table."""
-    rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-    return {"sha256": hashlib.sha256(data).hexdigest(), "rows": rows, "bytes": len(data)}
+from records.graph import owner_of, writers
+from records.integrity import differs
+from records.manifest import Manifest
+from records.schema import TABLES
 
 
 def rewrite_fix(manifest: Manifest, table: str, owner: str | None = None) -> str:
@@ -66,22 +54,12 @@ class Checksums:
 
 
 def records(manifest: Manifest, where: Path) -> Checksums:
-    """The manifest's `tables`, shape-checked. Names that are not tables of pipeline/schema.py are ignored:
-    the report never builds a path from a name found in content."""
+    """The manifest's `tables` (their shape was checked when the manifest was read, records/manifest.py). Names
+    that are not tables of records/schema.py are ignored: the report never builds a path from a name found in
+    content."""
     if manifest.tables is None:
         return Checksums()
-    out = {}
-    for name, rec in manifest.tables.items():
-        if name not in TABLES:
-            continue
-        ok = isinstance(rec, dict) and isinstance(rec.get("sha256"), str) and _SHA256.fullmatch(rec["sha256"]) \
-            and all(isinstance(rec.get(k), int) and not isinstance(rec.get(k), bool) and rec[k] >= 0
-                    for k in ("rows", "bytes"))
-        if not ok:
-            raise ReportError(f"{where}: malformed manifest, `tables.{name}` must be {{sha256: 64 hex digits, rows: "
-                              f"integer, bytes: integer}} {rewrite_fix(manifest, name)}")
-        out[name] = rec
-    return Checksums(recorded=True, records=out)
+    return Checksums(recorded=True, records={name: rec for name, rec in manifest.tables.items() if name in TABLES})
 
 
 def read_checked(path: Path, name: str, checks: Checksums, manifest: Manifest) -> bytes | None:
@@ -101,12 +79,9 @@ def read_checked(path: Path, name: str, checks: Checksums, manifest: Manifest) -
                           f"pipeline (or it was killed before recording it) {fix}")
     if rec is None:
         return data
-    if len(data) != rec["bytes"]:
-        raise ReportError(f"{path}: damaged: {len(data):,} bytes where the manifest records {rec['bytes']:,} "
-                          f"(truncated or changed after it was written) {fix}")
-    if hashlib.sha256(data).hexdigest() != rec["sha256"]:
-        raise ReportError(f"{path}: damaged: its sha256 differs from the manifest's record (changed after it was "
-                          f"written) {fix}")
+    problem = differs(data, rec)
+    if problem is not None:
+        raise ReportError(f"{path}: {problem} {fix}")
     return data
 
 

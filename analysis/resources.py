@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.stages import NAMES
+from records.graph import NAMES
 
 PEAK_COLUMNS = ("gpu_mem_used_bytes", "torch_allocated_bytes", "torch_reserved_bytes", "gpu_util_pct",
                 "process_rss_bytes", "system_ram_used_bytes", "cpu_pct", "disk_used_bytes")

@@ -1,5 +1,5 @@
-"""Find, select and read runs: results/<run>/manifest.json (through pipeline.manifest.Manifest, the same
-reader `pipeline status` uses) plus the parquet tables of pipeline.schema.
+"""Find, select and read runs: results/<run>/manifest.json (through records.manifest.Manifest, the same
+reader `pipeline status` uses) plus the parquet tables of records.schema.
 
 Read-only. A run in progress is normal: missing tables are None and missing stages are reported, not
 errors. A malformed manifest, report.yaml or table is a ReportError whose message names the file and the
@@ -20,8 +20,8 @@ import yaml
 from analysis import integrity, validate
 from analysis.errors import ReportError
 from analysis.markdown import one_line
-from pipeline.manifest import Manifest, ManifestError, StageRecord
-from pipeline.schema import TABLES, with_later_columns
+from records.manifest import Manifest, ManifestError, StageRecord
+from records.schema import TABLES, with_later_columns
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = PROJECT_ROOT / "results"
@@ -148,14 +148,14 @@ def read_table(path: Path, name: str, manifest: Manifest | None = None,
         return None
     schema, fix = TABLES[name], integrity.rewrite_fix(manifest, name)
     try:
-        # columns the schema gained later are filled in as it declares (pipeline/schema.py: older_tables)
+        # columns the schema gained later are filled in as it declares (records/schema.py: older_tables)
         table = with_later_columns(name, pq.read_table(pa.BufferReader(data)))
     except Exception as e:  # pyarrow raises several types for a corrupt file
         why = one_line(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 200)
         raise ReportError(f"{path}: unreadable parquet file ({why}) {fix}") from None
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
-        raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see pipeline/schema.py) {fix}")
+        raise ReportError(f"{path}: table `{name}` lacks columns {missing} (see records/schema.py) {fix}")
     try:
         table = table.select(schema.names).cast(schema)
     except Exception as e:

@@ -1,7 +1,7 @@
 """A run's configuration as table rows, each setting explained by its own field's help text in
-pipeline/config.py (one source: a new config field shows up here without touching the report).
+records/config.py (one source: a new config field shows up here without touching the report).
 
-pipeline.config imports only yaml and the standard library, so the report environment can read it."""
+records.config imports only yaml and the standard library, so the report environment can read it."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from analysis.markdown import Markdown, code, text
 from analysis.runs import Run
-from pipeline import config
+from records import config
 
 NOT_A_FIELD = "(not a field of this version's config)"
 MODEL_SECTIONS = ("model", "tokenizer", "quantization", "lora", "prompt")   # the report's model table

@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from pipeline.schema import LABELS, PROB_COLUMNS
+from records.schema import LABELS, PROB_COLUMNS
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 ALPHA = 0.05             # the significance level of every test in the report, said nowhere else

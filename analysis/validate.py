@@ -20,11 +20,10 @@ import pandas as pd
 from analysis.errors import ReportError
 from analysis.integrity import rewrite_fix
 from analysis.markdown import one_line
-from pipeline.manifest import Manifest
-from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
-from pipeline.stages import OWNER_KEY
+from records.graph import OWNER_KEY
+from records.manifest import Manifest
+from records.schema import LABELS, PROB_COLUMNS, SPLITS, TABLES
 
-SPLITS = ("train", "validation", "test")
 LABEL_IDS = tuple(range(len(LABELS)))
 PROBABILITY_SUM_TOLERANCE = 1e-4
 ALL = object()  # every column of the table
@@ -146,7 +145,7 @@ def predictions_against_samples(folder: Path, tables: dict, manifest: Manifest) 
 # --------------------------------------------------------------------------------------- manifest facts
 NUMBER = "a number"
 MANIFEST_FACTS: tuple[tuple[str, object], ...] = (
-    # the manifest facts the report computes with (kinds of the top-level keys are pipeline.manifest's check)
+    # the manifest facts the report computes with (kinds of the top-level keys are records.manifest's check)
     ("data.splits", dict), ("data.splits.*", dict),
     *((f"data.splits.*.{k}", int) for k in ("rows_sampled", "rows_dropped_no_label", "rows", "stride", "offset",
                                             "limit")),

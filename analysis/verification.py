@@ -1,10 +1,10 @@
-"""Whether `python -m pipeline verify` accepts a run folder (pipeline/verify.py: sealed manifest, every table as
+"""Whether `python -m pipeline verify` accepts a run folder (records/verify.py: sealed manifest, every table as
 written, config rebuilt from the committed config file, code a commit of this repository), for the report's
 provenance.
 
 The check is the pipeline's own, called here rather than copied. It is informational: a folder that fails still
 renders (its tables were checked on their own, analysis/integrity.py), and the report lists the problems. When
-the check cannot run at all (pipeline.verify missing from this environment, or it stops with an error) the
+the check cannot run at all (records.verify missing from this environment, or it stops with an error) the
 run reads "not checked" with the reason, never "verified". Without git, verify itself returns a problem line.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.runs import Run
+from records.verify import problems
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,7 @@ def _shortened(line: str, folder: Path) -> str:
 
 
 def _problems(folder: Path) -> list[str]:
-    # Imported here: the report must still render where pipeline.verify cannot be imported (then "not checked").
-    from pipeline.verify import problems
+    # Imported here: the report must still render where records.verify cannot be imported (then "not checked").
     return problems(folder)
 
 

@@ -5,7 +5,7 @@
 
 Same model weights, rows, data order, seed, learning rate and schedule for every loop:
 - `plain`: benchmarks/plain_loop.py (the docs' recipe), run for --plain-steps steps;
-- `pipeline`: `pipeline.train.train` itself (the function `pipeline run` calls), for --epochs epochs, once
+- `pipeline`: `pipeline.engine.loop.train` itself (the function `pipeline run` calls), for --epochs epochs, once
   per setting of the ladder below; each line adds one change to the line above, so the record shows
   what each change bought.
 Warm-up is excluded and said so: the plain loop's first 10 steps, and the pipeline's first epoch (which
@@ -70,9 +70,9 @@ def _switches(model, half_norms: bool, host_read_every: int) -> None:
     """Flip the switches that are not train-config fields, in place (no reload)."""
     import torch
 
-    import pipeline.train
-    from pipeline.model import LayerNormInInputDtype
-    pipeline.train.HOST_READ_EVERY = host_read_every
+    import pipeline.engine.loop
+    from pipeline.model.loading import LayerNormInInputDtype
+    pipeline.engine.loop.HOST_READ_EVERY = host_read_every
     for m in model.modules():
         if isinstance(m, torch.nn.LayerNorm) and m.weight is not None and m.weight.dtype == torch.bfloat16:
             m.__class__ = LayerNormInInputDtype if half_norms else torch.nn.LayerNorm
@@ -111,7 +111,7 @@ def run_plain(ctx, cfg, mb: int, steps: int, epochs: int) -> tuple[dict, list[fl
 
     from benchmarks.measure import StepProfiler, flops_per_token
     from benchmarks.plain_loop import pad_longest, reference_config, train_plain
-    from pipeline.model import add_lora, free, load_classifier
+    from pipeline.model.loading import add_lora, free, load_classifier
     ref = reference_config(_with_train(cfg, batch_size=mb, epochs=epochs))
     model = add_lora(ref, load_classifier(ref, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     _set_dropout(model, 0.0)
@@ -154,8 +154,8 @@ def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, line: tuple,
     import torch
 
     from benchmarks.measure import StepProfiler, flops_per_token
-    from pipeline.predict import predict_head
-    from pipeline.train import train
+    from pipeline.engine.loop import train
+    from pipeline.engine.predict import predict_head
     name, changes, switches = line
     name += suffix
     epochs = epochs if switches["full"] else 1
@@ -210,7 +210,7 @@ class Context:
     scratch: str
 
     def __post_init__(self):
-        from pipeline.predict import encode
+        from pipeline.engine.predict import encode
         r = self.runner
         self.device, self.dtype, self.tokenizer, self.prompter = r.device, r.dtype, r.tokenizer, r.prompter
         self.location, self.samples, self.pad_id = r.location, r.samples, r.tokenizer.pad_token_id
@@ -239,10 +239,12 @@ def main() -> int:
     import torch
 
     from benchmarks.measure import matmul_peak_tflops
-    from pipeline.config import load_config
-    from pipeline.environment import capture_environment, run_code_version
-    from pipeline.model import add_lora, apply_gpu_cap, free, load_classifier
-    from pipeline.runner import Runner
+    from pipeline.engine.devices import apply_gpu_cap
+    from pipeline.model.loading import add_lora, free, load_classifier
+    from pipeline.run import Runner
+    from pipeline.telemetry.environment import capture_environment
+    from records.code_version import run_code_version
+    from records.config_reading import load_config
 
     started = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="bench-")

@@ -7,7 +7,7 @@
   cross-entropy on transformers' pooled logits, `loss.backward()`, clip, plain (unfused) AdamW, the
   scheduler.
 
-It trains the same rows in the same order (`pipeline.train.epoch_order`), with the same seed, learning
+It trains the same rows in the same order (`pipeline.engine.loop.epoch_order`), with the same seed, learning
 rate and schedule as the pipeline's trainer, so the two can be compared step by step (the benchmark and
 tests/test_loss_agreement.py do). The model is built by the caller (`reference_config` + the pipeline's
 loaders), so both start from the same weights and the same LoRA initialisation.
@@ -43,7 +43,7 @@ def pad_longest(seqs: list[list[int]], pad_id: int, device):
 def train_plain(cfg, model, seqs: list[list[int]], labels, *, pad_id: int, device, dtype, epochs: int,
                 max_steps: int | None = None, on_step=None) -> list[dict]:
     """Train `model` in place; returns one record per step (loss, tokens, seconds since the start)."""
-    from pipeline.train import _scheduler, epoch_order
+    from pipeline.engine.loop import _scheduler, epoch_order
 
     bs = cfg.train.batch_size
     steps_per_epoch = math.ceil(len(seqs) / bs)

@@ -22,8 +22,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     args = ap.parse_args()
 
-    from pipeline.config import load_config
-    from pipeline.runner import Runner
+    from pipeline.run import Runner
+    from records.config_reading import load_config
     with tempfile.TemporaryDirectory() as tmp:
         sets = args.overrides + [f"train.epochs={args.epochs}", f"output.results_dir={tmp}/r",
                                  f"output.checkpoint_dir={tmp}/c"]

@@ -11,10 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
-from pipeline.errors import BadInput, ConfigError
-from pipeline.stages import NAMES
+from analysis.errors import ReportError
+from analysis.export import export
+from pipeline import docs
+from pipeline.configs import load_config, load_tuned
+from pipeline.status import status
+from pipeline.tune import TrialsFailed, chosen_overrides, tune
+from records import manifest
+from records.errors import BadInput, ConfigError
+from records.graph import NAMES
+from records.tuned import refuse_untuned
+from records.verify import folders, problems, summary
 
 BAD_INPUT, DIVERGED, INTERRUPTED = 2, 3, 130
 
@@ -83,10 +93,8 @@ def parse_stages(text: str | None) -> list[str] | None:
 
 
 def _command(args) -> int:
-    from pipeline.config import load_config
     if args.command in ("manifest-doc", "data-doc"):
-        from pipeline import datadoc, manifest
-        print((manifest if args.command == "manifest-doc" else datadoc).documentation(), end="")
+        print((manifest if args.command == "manifest-doc" else docs).documentation(), end="")
         return 0
     if args.command == "export":
         return _export(args.run, args.out)
@@ -97,12 +105,10 @@ def _command(args) -> int:
     if getattr(args, "tuned", False) or getattr(args, "tuned_from", None):
         if args.tuned and args.tuned_from:
             raise ConfigError("--tuned and --tuned-from: give one (--tuned: this run's own tune)")
-        from pipeline.tuned import load_tuned
         cfg, tuned = load_tuned(args.config, args.overrides, args.tuned_from, check_files=args.command != "params")
     else:
         cfg = load_config(args.config, args.overrides, check_files=args.command != "params")
         if args.command in ("run", "status"):
-            from pipeline.tuned import refuse_untuned
             try:
                 refuse_untuned(cfg, args.config, args.overrides)
             except ConfigError as e:
@@ -110,20 +116,17 @@ def _command(args) -> int:
                     raise
                 print(f"note: {e}")  # status still answers: for these settings, every stage reads as stale
     if args.command == "params":
-        from pipeline.params import account, totals
+        from pipeline.model.params import account, totals  # torch
         df = account(cfg)
         print(json.dumps({**totals(df), "components": df.to_dict(orient="records")}, indent=2))
     elif args.command == "status":
-        from pipeline.status import status
         print(status(cfg))
     elif args.command == "tune":
-        from pipeline.tune import chosen_overrides, tune
         if args.print_overrides:
             print(" ".join(f"--set {o}" for o in chosen_overrides(args.config, args.overrides)))
         else:
             if args.jobs is not None and args.jobs < 1:
                 raise ConfigError(f"--jobs: must be 1 or more, got {args.jobs}")
-            from pipeline.tune import TrialsFailed
             try:
                 tune(args.config, args.grid, args.overrides, jobs=args.jobs, wait=args.wait, restart=args.restart)
             except TrialsFailed as e:
@@ -132,17 +135,14 @@ def _command(args) -> int:
             if args.then_run:
                 _then_run(args)
     else:
-        from pipeline.runner import Runner
+        from pipeline.run import Runner  # torch
         Runner(cfg, args.config, tuple(args.overrides), tuned=tuned).run(stages, restart=args.restart, wait=args.wait)
     return 0
 
 
 def _then_run(args) -> None:
     """The final run of `tune --then-run`: every stage, with the trial the tune just recorded."""
-    import shlex
-
-    from pipeline.runner import Runner
-    from pipeline.tuned import load_tuned
+    from pipeline.run import Runner  # torch
     cfg, tuned = load_tuned(args.config, args.overrides, None)
     command = (f"python -m pipeline tune {shlex.quote(args.config)} {shlex.quote(args.grid)}"
                + "".join(f" --set {shlex.quote(o)}" for o in args.overrides) + " --then-run")
@@ -153,7 +153,6 @@ def _then_run(args) -> None:
 
 def _verify(runs: list[str], results: str) -> int:
     """Torch-free: it runs in the report environment too."""
-    from pipeline.verify import folders, problems, summary
     targets = folders(runs, results)
     if not targets:
         raise BadInput(f"verify: no run folders under {results}/ (fix: name a run folder)")
@@ -168,8 +167,6 @@ def _verify(runs: list[str], results: str) -> int:
 
 def _export(run: str, out: str) -> int:
     """Torch-free (analysis/ computes every figure), so it runs in the report environment too."""
-    from analysis.errors import ReportError
-    from analysis.export import export
     try:
         paths = export(run, out)
     except ReportError as e:
@@ -181,9 +178,9 @@ def _export(run: str, out: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 on a bad command line
     # Quieter third-party logs: our own progress bars say what is happening.
-    from pipeline import progress, quiet
+    from pipeline.telemetry import progress, quiet
     quiet.install()
-    if not progress.is_terminal(sys.stderr):  # transformers' loading bars would smear a log (pipeline/progress.py)
+    if not progress.is_terminal(sys.stderr):  # transformers' loading bars would smear a log (pipeline/telemetry/progress.py)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -196,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished epochs are checkpointed; run the same command to resume", file=sys.stderr)
         return INTERRUPTED
     except Exception as e:
-        train = sys.modules.get("pipeline.train")  # loaded once training began; never import torch just for this
+        train = sys.modules.get("pipeline.engine.loop")  # loaded once training began; never import torch just for this
         if train is not None and isinstance(e, train.TrainingDiverged):
             print(f"error: {e}", file=sys.stderr)
             return DIVERGED

@@ -1,18 +1,20 @@
 """`pipeline status`: each stage's state against the current config, in words, and what is wrong on disk.
 
-The state comes from the manifest's one rule (pipeline/manifest.py: StageRecord.state(), the same the
+The state comes from the manifest's one rule (records/manifest.py: StageRecord.state(), the same the
 report uses); a done stage is then "up to date" or "stale" by its fingerprint against the config's, and
-"damaged" when its outputs differ from the manifest's records (pipeline/outputs.py, the check `run` makes
+"damaged" when its outputs differ from the manifest's records (records/integrity.py, the check `run` makes
 before it decides what to run). Below the stages: who holds the run's lock, damaged checkpoints, and
 temporary files a killed run left.
 """
 from __future__ import annotations
 
-from pipeline.config import ExperimentConfig
-from pipeline.fingerprints import stage_fingerprints
-from pipeline.manifest import Manifest
-from pipeline.stages import NAMES
-from pipeline.store import RunStore
+from records.config import ExperimentConfig
+from records.fingerprints import stage_fingerprints
+from records.graph import NAMES
+from records.integrity import check, stray_dirs, verify_checkpoint
+from records.lock import holder
+from records.manifest import Manifest
+from records.store import RunStore, stray_files
 
 
 def describe(manifest: Manifest, name: str, fingerprint: str, damage: list[str] | None = None) -> str:
@@ -29,9 +31,6 @@ def describe(manifest: Manifest, name: str, fingerprint: str, damage: list[str] 
 
 
 def status(cfg: ExperimentConfig) -> str:
-    from pipeline.lock import holder
-    from pipeline.outputs import check, stray_dirs, verify_checkpoint
-    from pipeline.store import stray_files
     store = RunStore(cfg.results_path)
     manifest = store.manifest()
     found = check(store.folder, manifest)

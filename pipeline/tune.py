@@ -4,7 +4,7 @@ python -m pipeline tune CONFIG GRID [--jobs N]: each trial is CONFIG plus the gr
 the grid's epochs with the same code path as a run (data + train stages, into checkpoints/<run>/tuning/,
 resumable and skipped when already done). The table of trials goes into results/<run>/tuning.parquet through
 the results store; the chosen trial is the one with the best final-epoch validation accuracy (ties: lower
-validation loss). `--then-run` then runs every stage with the chosen trial (pipeline/tuned.py); `--restart` starts
+validation loss). `--then-run` then runs every stage with the chosen trial (records/tuned.py); `--restart` starts
 the trials and that run over. `--print-overrides` prints the chosen trial as --set arguments.
 
 Trials run `--jobs` at a time (default: one per visible GPU), each as its own `pipeline run` process pinned
@@ -25,11 +25,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from pipeline.config import ConfigError, load_config
-from pipeline.store import RunStore
-
-TUNABLE = ("train.learning_rate", "train.batch_size", "lora.r", "lora.alpha", "lora.target_modules",
-           "lora.dropout", "train.warmup_ratio", "train.weight_decay", "train.scheduler")
+from pipeline.configs import load_config
+from records.config import TUNABLE, ConfigError
+from records.lock import held
+from records.store import RunStore
 
 
 def read_grid(path: Path) -> tuple[int, list[dict]]:
@@ -123,9 +122,8 @@ def _visible(slot: int) -> str:
 
 def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | None = None,
          wait: bool = False, restart: bool = False) -> pd.DataFrame:
-    """Run the trials and record them, holding the base run's lock throughout (pipeline/lock.py): a `run` or
+    """Run the trials and record them, holding the base run's lock throughout (records/lock.py): a `run` or
     another `tune` of the same results folder meanwhile would interleave its manifest writes with ours."""
-    from pipeline.lock import held
     epochs, trials = read_grid(Path(grid_path))
     base = load_config(config_path, overrides)
     plans = []
@@ -138,7 +136,7 @@ def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | Non
 
 def _tune(config_path: str, grid_path: str, base, epochs: int, trials: list[dict], plans: list,
           jobs: int, restart: bool) -> pd.DataFrame:
-    from pipeline.runner import Runner
+    from pipeline.run import Runner
     if jobs == 1:
         for k, sets, cfg in plans:
             print(f"=== trial {k}/{len(trials)}: {', '.join(trial_overrides(trials[k - 1]))}", flush=True)

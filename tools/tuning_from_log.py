@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from pipeline.config import load_config  # noqa: E402
-from pipeline.store import RunStore  # noqa: E402
 from pipeline.tune import read_grid, record  # noqa: E402
+from records.config_reading import load_config  # noqa: E402
+from records.store import RunStore  # noqa: E402
 
 ROW = re.compile(r"^\s+(\d+)\s+([\d.e-]+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(True|False)$")
 

@@ -56,9 +56,24 @@ def _attribute(text: str) -> str:
     return '"' + " ".join(str(text).split()).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _merged_streams(outputs: list) -> list[tuple[int, dict]]:
+    """Consecutive stream outputs of one name as one: the kernel cuts a cell's stdout into chunks wherever a
+    flush fell (on a busy machine, say, between a table and its last newline), and each chunk would otherwise
+    become a paragraph of its own, so the same results gave markdown that differed in blank lines."""
+    merged: list[tuple[int, dict]] = []  # (the output's number in the cell, as figure files are named, output)
+    for n, out in enumerate(outputs, 1):
+        prev = merged[-1][1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == out.get("name")):
+            merged[-1] = (merged[-1][0], {**prev, "text": prev["text"] + out["text"]})
+        else:
+            merged.append((n, out))
+    return merged
+
+
 def _outputs(cell, opts: dict, fig_dir: Path, doc_dir: Path) -> list[str]:
     parts, asis, label = [], opts.get("output") == "asis", opts.get("label", "cell")
-    for n, out in enumerate(cell.get("outputs", []), 1):
+    for n, out in _merged_streams(cell.get("outputs", [])):
         kind = out.get("output_type")
         if kind == "stream":
             if out.get("name") == "stderr":

@@ -11,7 +11,7 @@ from analysis import fmt
 from analysis.facts import BASELINES, RunFacts
 from analysis.markdown import Markdown
 from analysis.tables import table
-from pipeline.schema import LABELS
+from records.schema import LABELS
 
 HEADER = ["test idx", "premise", "hypothesis", "gold", "baseline (head)", "fine-tuned"]
 WIDTHS = [6, 34, 26, 10, 14, 14]

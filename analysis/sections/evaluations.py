@@ -1,12 +1,12 @@
-"""The test rows' history (analysis/evaluations.py): each scoring of a run's test rows as a table row, and the
+"""The test rows' history (analysis/history.py): each scoring of a run's test rows as a table row, and the
 short cell of the all-runs table. The sentences around them are report.qmd's."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from analysis import fmt
-from analysis.evaluations import Evaluation, TestHistory
 from analysis.facts import RunFacts
+from analysis.history import Evaluation, TestHistory
 from analysis.markdown import Markdown, code, text
 from analysis.tables import table
 from analysis.tuning import setting_value

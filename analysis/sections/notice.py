@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis import blocks, progress
+from analysis import blocks, stage_states
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, bullets, code, text
 
@@ -23,8 +23,8 @@ class RunNote:
 def run_note(f: RunFacts) -> RunNote:
     requested = f.manifest.stages_requested or []
     return RunNote(name=f.name, stages_option=code("--stages " + ",".join(requested)),
-                   shape_only=progress.skipped_for_shape(f.run), shape_reason=progress.shape_skip_reason(f.run),
-                   skipped=progress.skip_note(f.run), skipped_count=len(f.skipped), gaps=f.gaps)
+                   shape_only=stage_states.skipped_for_shape(f.run), shape_reason=stage_states.shape_skip_reason(f.run),
+                   skipped=stage_states.skip_note(f.run), skipped_count=len(f.skipped), gaps=f.gaps)
 
 
 def run_list(R: ReportFacts) -> Markdown:

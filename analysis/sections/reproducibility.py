@@ -5,13 +5,13 @@ import shlex
 
 import yaml
 
-from analysis import fmt, progress
+from analysis import fmt, stage_states
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, bullets, code, fenced, one_line, text
 from analysis.tables import table
 from analysis.wording import plural
-from pipeline.manifest import ONE_PROCESS, program
-from pipeline.stages import NAMES
+from records.graph import NAMES
+from records.manifest import ONE_PROCESS, program
 
 
 def _shell_lines(command: str) -> list[str]:
@@ -53,7 +53,7 @@ def commands(R: ReportFacts) -> Markdown:
 
 
 def fingerprint_table(f: RunFacts) -> Markdown:
-    rows = [[st, progress.label(f.run, st), code((f.stage(st).fingerprint if f.stage(st) else None) or "—")]
+    rows = [[st, stage_states.label(f.run, st), code((f.stage(st).fingerprint if f.stage(st) else None) or "—")]
             for st in NAMES]
     return table(["stage", "status", "fingerprint"], rows, align="lll")
 

@@ -1,7 +1,7 @@
 """All runs side by side: one column per run beside the original study."""
 from __future__ import annotations
 
-from analysis import fmt, progress
+from analysis import fmt, stage_states
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown
 from analysis.sections.evaluations import history_cell
@@ -78,7 +78,7 @@ def comparison_table(R: ReportFacts) -> Markdown:
         ("pipeline verify", verification_cell, "not applicable"),
         ("code from the model repository", lambda f: "ran (model.trust_remote_code)" if f.runs_remote_code
          else "not allowed", "not reported"),
-        ("status", lambda f: progress.status(f.run), "published"),
+        ("status", lambda f: stage_states.status(f.run), "published"),
     ]
     n = len(R.runs)
     rows = [[name, orig, *(fn(f) for f in R.runs)] for name, fn, orig in metrics]

@@ -11,10 +11,9 @@ from analysis.settings import help_markdown, section_help, settings
 from analysis.tables import key_value, table
 from analysis.tuning import setting_value
 from analysis.wording import library_version
-from pipeline.manifest import Manifest
-from pipeline.schema import LABELS
+from records.manifest import Manifest
+from records.schema import LABELS, SPLITS
 
-SPLITS = ("train", "validation", "test")
 WEIGHTS_HELP = next(f.metadata["help"] for f in dataclasses.fields(Manifest) if f.name == "weights")
 
 

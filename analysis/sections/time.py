@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 
-from analysis import fmt, progress
+from analysis import fmt, stage_states
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown
 from analysis.tables import bold, table
 from analysis.training import padding_share
-from pipeline.stages import NAMES
+from records.graph import NAMES
 
 
 def epoch_table(f: RunFacts) -> Markdown:
@@ -30,7 +30,7 @@ def stage_table(f: RunFacts) -> Markdown:
     rows = []
     for st in list(NAMES) + [s for s in f.manifest.stages if s not in NAMES]:
         rec = f.stage(st)
-        rows.append([st, progress.label(f.run, st), fmt.seconds(rec.seconds, "—") if rec else "—",
+        rows.append([st, stage_states.label(f.run, st), fmt.seconds(rec.seconds, "—") if rec else "—",
                      (rec.start or "—") if rec else "—"])
     return table(["stage", "status", "wall time", "started (UTC)"], rows, align="llrl")
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import runs
-from pipeline.schema import TABLES
-from pipeline.stages import writers
+from records.graph import writers
+from records.schema import TABLES
 from tests.report_fixture import edit_manifest, write_run
 
 

@@ -103,3 +103,23 @@ def test_control_and_bidirectional_characters_are_dropped():
 def test_plain_is_one_bounded_line_for_labels_and_messages():
     assert plain("a\n\nb\tc") == "a b c" and plain(None) == "None"
     assert plain("x" * 30 + " " + "y" * 30, limit=20) == "x" * 20 + "…"
+
+
+def test_a_cells_stdout_cut_into_chunks_assembles_as_one_output(tmp_path):
+    """The kernel cuts stdout wherever a flush fell; the markdown must not depend on where (it did: a busy
+    machine gave the same report with extra blank lines)."""
+    import nbformat
+
+    from analysis.render.assemble import assemble
+    table = "| a | b |\n|---|---|\n| 1 | 2 |\n"
+
+    def doc(chunks):
+        cell = nbformat.v4.new_code_cell("print(t)", metadata={"quarto_options": {"output": "asis", "echo": False}})
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=c) for c in chunks]
+        nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("After.")])
+        return assemble({}, nb, {}, tmp_path, tmp_path)
+
+    whole = doc([table])
+    assert whole == "| a | b |\n|---|---|\n| 1 | 2 |\n\nAfter.\n"
+    assert doc([table[:-1], "\n"]) == whole
+    assert doc(["| a | b |\n", "|---|---|\n| 1 | 2 |\n"]) == whole

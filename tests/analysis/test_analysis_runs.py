@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from analysis import progress, runs
+from analysis import runs, stage_states
 from tests.report_fixture import ABSENT, RUNS, write_run
 
 
@@ -40,15 +40,15 @@ def test_folders_without_manifest_are_ignored(tmp_path, monkeypatch):
 def test_run_in_progress_is_tolerated(results):
     run = runs.load_run(results / "fixture-cpu")
     assert run.table("params") is None and run.table("samples") is not None
-    gaps = progress.gaps(run)
+    gaps = stage_states.gaps(run)
     assert "stage train is running, 1 of 2 epochs done" in gaps
     assert "stage evaluate has not run" in gaps and "table params.parquet is missing" in gaps
     assert run.gpu is None and run.hardware == "CPU only (2 logical cores)"
-    assert progress.complete(runs.load_run(results / "fixture-gpu"))
+    assert stage_states.complete(runs.load_run(results / "fixture-gpu"))
 
 
 def test_the_report_reads_manifests_through_the_pipelines_manifest_object(results):
-    from pipeline.manifest import Manifest
+    from records.manifest import Manifest
     run = runs.load_run(results / "fixture-gpu")
     assert isinstance(run.manifest, Manifest)
     assert run.manifest.to_dict() == json.loads((results / "fixture-gpu" / "manifest.json").read_text())

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import pipeline.config
+import records.config
 from analysis import sections, settings
 from analysis.facts import report_facts
 from tests.report_fixture import RUNS, edit_manifest, write_run
@@ -143,7 +143,7 @@ def test_an_absent_library_is_not_installed(tmp_path, facts):
 def test_every_config_field_is_listed_with_its_own_help(facts):
     H = facts("fixture-gpu").headline
     md = sections.setup.settings_table(H, ("model", "lora"))
-    for cls in (pipeline.config.ModelConfig, pipeline.config.LoraConfig):
+    for cls in (records.config.ModelConfig, records.config.LoraConfig):
         for f in dataclasses.fields(cls):
             assert f"| {f.name.replace('_', chr(92) + '_')} |" in md, f.name
     # model.fast_gelu is absent from the fixture's (older) config: listed, with its help, as not recorded
@@ -153,9 +153,9 @@ def test_every_config_field_is_listed_with_its_own_help(facts):
 
 def test_a_new_config_field_appears_without_touching_report_code(tmp_path, facts, monkeypatch):
     @dataclasses.dataclass
-    class ModelConfigWithKnob(pipeline.config.ModelConfig):
+    class ModelConfigWithKnob(records.config.ModelConfig):
         new_knob: int = dataclasses.field(default=7, metadata={"help": "A knob added after this report was written."})
-    monkeypatch.setattr(pipeline.config, "ModelConfig", ModelConfigWithKnob)
+    monkeypatch.setattr(records.config, "ModelConfig", ModelConfigWithKnob)
     write_run(tmp_path, "r", kind="gpu", seed=1)
     edit_manifest(tmp_path / "r", lambda m: m.config["model"].update(new_knob=9))
     md = sections.setup.settings_table(facts("r", tmp_path).headline, ("model",))
@@ -168,10 +168,10 @@ def test_a_new_config_section_appears_among_the_training_settings(tmp_path, fact
         warmup_steps: int = dataclasses.field(default=0, metadata={"help": "Steps of warm-up before the schedule."})
 
     @dataclasses.dataclass
-    class ExperimentConfigWithScheduler(pipeline.config.ExperimentConfig):
+    class ExperimentConfigWithScheduler(records.config.ExperimentConfig):
         schedule: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig,
                                                       metadata={"help": "The learning-rate schedule."})
-    monkeypatch.setattr(pipeline.config, "ExperimentConfig", ExperimentConfigWithScheduler)
+    monkeypatch.setattr(records.config, "ExperimentConfig", ExperimentConfigWithScheduler)
     assert "schedule" in settings.training_sections()
     write_run(tmp_path, "r", kind="gpu", seed=1)
     edit_manifest(tmp_path / "r", lambda m: m.config.update(schedule={"warmup_steps": 50}))

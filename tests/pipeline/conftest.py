@@ -10,9 +10,9 @@ import pytest
 def small_reference(tmp_path_factory):
     """The small run (tests/pipeline/reliability.py), made once per session in this process, one stage per
     call: `before[s]` / `after[s]` are copies of the run folder tree just before and after stage s, `points[s]`
-    the names of its writes (pipeline/faults.py), `complete` the tree after the last stage."""
-    from pipeline import faults
-    from pipeline.stages import NAMES
+    the names of its writes (records/faults.py), `complete` the tree after the last stage."""
+    from records import faults
+    from records.graph import NAMES
     from tests.pipeline.reliability import copy_run, run
     root = tmp_path_factory.mktemp("small-reference")
     before, after, points = {}, {}, {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import faults
+from records import faults
 from tests.conftest import ROOT
 
 CONFIG = str(ROOT / "configs/tiny-cpu.yaml")
@@ -33,13 +33,13 @@ def folder(root: Path) -> Path:
 
 
 def config(root: Path, *extra: str):
-    from pipeline.config import load_config
+    from records.config_reading import load_config
     return load_config(CONFIG, overrides(root, *extra))
 
 
 def run(root: Path, stages=None, *extra: str, restart: bool = False) -> dict:
     """One `pipeline run` in this process (the Runner, as the CLI calls it)."""
-    from pipeline.runner import Runner
+    from pipeline.run import Runner
     return Runner(config(root, *extra), CONFIG, tuple(overrides(root, *extra))).run(stages, restart=restart)
 
 
@@ -96,7 +96,7 @@ class SimulatedKill(BaseException):
 
 @contextlib.contextmanager
 def killed_at(point: str):
-    """Inside: the first write named `point` (pipeline.faults) and every later write die before they become
+    """Inside: the first write named `point` (records.faults) and every later write die before they become
     visible, and SimulatedKill unwinds the run, so the disk is left as a SIGKILL there would leave it
     (the exception handlers that run on the way out can no longer write anything)."""
     def die():
@@ -117,24 +117,24 @@ def killed_at(point: str):
 @contextlib.contextmanager
 def this_process_gone(monkeypatch):
     """Within: this process counts as gone for the liveness rule, as the killed process would be."""
-    import pipeline.lock
-    import pipeline.manifest
-    real = pipeline.manifest.process_state
+    import records.lock
+    import records.manifest
+    real = records.manifest.process_state
 
     def state(pid, host, start=None):
         return "gone" if str(pid) == str(os.getpid()) else real(pid, host, start)
 
     with monkeypatch.context() as m:
-        m.setattr(pipeline.manifest, "process_state", state)
-        m.setattr(pipeline.lock, "process_state", state)
+        m.setattr(records.manifest, "process_state", state)
+        m.setattr(records.lock, "process_state", state)
         yield
 
 
 def assert_intact(results) -> None:
     """Every table and the manifest parse, no temporary file is left: nothing half-written."""
-    from pipeline.outputs import parse
-    from pipeline.schema import TABLES
-    from pipeline.store import RunStore, stray_files
+    from records.integrity import parse
+    from records.schema import TABLES
+    from records.store import RunStore, stray_files
     assert not stray_files(results), stray_files(results)
     store = RunStore(results)
     store.manifest()
@@ -145,5 +145,5 @@ def assert_intact(results) -> None:
 
 def stage_lines(status_text: str) -> dict[str, str]:
     """`pipeline status` output -> stage name -> what it says about that stage."""
-    from pipeline.stages import NAMES
+    from records.graph import NAMES
     return dict(line.split(None, 1) for line in status_text.splitlines()[1:] if line.split()[0] in NAMES)

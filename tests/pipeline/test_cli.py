@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.cli import parse_stages
-from pipeline.errors import ConfigError
+from records.errors import ConfigError
 from tests.conftest import cli, sets, tiny_overrides
 
 CONFIG = "configs/tiny-cpu.yaml"

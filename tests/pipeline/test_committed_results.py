@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from pipeline.config import PROJECT_ROOT
-from pipeline.verify import problems
+from records.config import PROJECT_ROOT
+from records.verify import problems
 
 RESULTS = PROJECT_ROOT / "results"
 RUNS = sorted(p.name for p in RESULTS.iterdir() if p.is_dir()) if RESULTS.is_dir() else []

@@ -8,7 +8,8 @@ import textwrap
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, ExperimentConfig, LoraConfig, SplitSample, load_config
+from pipeline.configs import load_config
+from records.config import ConfigError, ExperimentConfig, LoraConfig, SplitSample
 from tests.conftest import ROOT, cli
 
 GOOD = textwrap.dedent("""\
@@ -188,7 +189,7 @@ def test_extends_and_overrides(tmp_path):
 
 
 def test_config_module_needs_neither_torch_nor_transformers():
-    """The report environment reads the fields' help text from pipeline.config and has neither library;
+    """The report environment reads the fields' help text from records.config and has neither library;
     there the architecture check is skipped (nothing can load a model there either)."""
     code = textwrap.dedent("""\
         import sys
@@ -198,7 +199,8 @@ def test_config_module_needs_neither_torch_nor_transformers():
                     raise ImportError('blocked: ' + name)
         sys.meta_path.insert(0, Block())
         import dataclasses
-        from pipeline.config import ExperimentConfig, load_config
+        from records.config import ExperimentConfig
+        from records.config_reading import load_config
         assert dataclasses.fields(ExperimentConfig)[0].metadata['help']
         cfg = load_config('configs/tiny-cpu.yaml', check_files=False)
         assert cfg.model.shape['hidden_size'] == 64
@@ -243,7 +245,7 @@ def test_config_descriptions_carry_no_counts_a_run_can_contradict():
 
     import yaml
 
-    from pipeline.config import PROJECT_ROOT
+    from records.config import PROJECT_ROOT
     count = re.compile(r"\d[\d,.]*\s*(?:\w+\s+){0,3}(?:rows|examples|pairs|per GPU)|batch(?: size)?\s*\d", re.I)
     for path in sorted((PROJECT_ROOT / "configs").glob("*.yaml")):
         description = (yaml.safe_load(path.read_text()) or {}).get("description") or ""

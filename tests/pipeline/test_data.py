@@ -2,8 +2,9 @@
 import pandas as pd
 import pytest
 
-from pipeline.config import ConfigError, load_config
-from pipeline.data import load_samples
+from pipeline.recipe.data import load_samples
+from records.config import ConfigError
+from records.config_reading import load_config
 from tests.conftest import ROOT
 
 

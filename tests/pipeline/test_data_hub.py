@@ -3,8 +3,8 @@ so the code that turns a hub split into samples runs for real without a network.
 import pandas as pd
 import pytest
 
-from pipeline.config import load_config
-from pipeline.data import load_samples
+from pipeline.recipe.data import load_samples
+from records.config_reading import load_config
 from tests.conftest import ROOT
 
 datasets = pytest.importorskip("datasets")

@@ -1,4 +1,4 @@
-"""The data dictionary (docs/DATA.md): generated from pipeline/schema.py, true of the committed tables, and its
+"""The data dictionary (docs/DATA.md): generated from records/schema.py, true of the committed tables, and its
 example runs and agrees with the report's own statistics."""
 import contextlib
 import io
@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from pipeline import datadoc
-from pipeline.schema import DOCS, TABLES, with_later_columns
-from pipeline.store import RunStore
+from pipeline import docs
+from records.schema import DOCS, TABLES, with_later_columns
+from records.store import RunStore
 from tests.conftest import ROOT, cli
 
 COMMITTED = sorted(p for p in (ROOT / "results").glob("*/*.parquet"))
@@ -17,12 +17,12 @@ COMMITTED = sorted(p for p in (ROOT / "results").glob("*/*.parquet"))
 
 def test_the_committed_data_dictionary_is_the_generated_one():
     r = cli("data-doc")
-    assert r.returncode == 0 and r.stdout == datadoc.documentation()
+    assert r.returncode == 0 and r.stdout == docs.documentation()
     assert (ROOT / "docs" / "DATA.md").read_text() == r.stdout, "run: python -m pipeline data-doc > docs/DATA.md"
 
 
 def test_every_table_and_column_is_documented_once():
-    text = datadoc.documentation()
+    text = docs.documentation()
     for name, schema in TABLES.items():
         t = DOCS[name]
         assert [c.name for c in t.columns] == schema.names and set(t.key) <= set(schema.names)
@@ -57,9 +57,9 @@ def test_the_example_runs_and_agrees_with_the_report(monkeypatch):
     monkeypatch.chdir(ROOT)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(datadoc.EXAMPLE, "DATA.md example", "exec"), {})
+        exec(compile(docs.EXAMPLE, "DATA.md example", "exec"), {})
     printed = out.getvalue()
-    facts = report_facts(ROOT / "results", os.path.basename(datadoc.EXAMPLE_RUN)).headline
+    facts = report_facts(ROOT / "results", os.path.basename(docs.EXAMPLE_RUN)).headline
     shown = dict(re.findall(r"^(\w+)\s+([0-9.]+)$", printed, re.M))
     assert {m: float(v) for m, v in shown.items()} == {m: round(a.value, 3) for m, a in facts.accuracy.items()}
     assert f"\n{facts.counts()['corrected']} corrected rows\n" in "\n" + printed

@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from pipeline.outputs import check
-from pipeline.schema import TABLES
-from pipeline.store import RunStore, atomic_write_bytes
+from records.integrity import check
+from records.schema import TABLES
+from records.store import RunStore, atomic_write_bytes
 from tests.conftest import ROOT, sets
 from tests.pipeline.reliability import (
     CONFIG,

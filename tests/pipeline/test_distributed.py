@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import distributed
-from pipeline.config import ConfigError
-from pipeline.schema import PROB_COLUMNS
+from pipeline.engine import distributed
+from records.config import ConfigError
+from records.schema import PROB_COLUMNS
 
 CONFIG = "configs/tiny-cpu.yaml"
 

@@ -8,8 +8,10 @@ import sys
 import pandas as pd
 import pytest
 
-import pipeline.environment as environment
-from pipeline.environment import LIBRARIES, capture_environment, code_version, library_versions
+import pipeline.telemetry.environment as environment
+from pipeline.telemetry.environment import LIBRARIES, capture_environment, library_versions
+from records import code_version as versions
+from records.code_version import code_version
 from tests.conftest import ROOT
 
 
@@ -54,7 +56,7 @@ def test_imports_nothing_heavy():
     code = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from pipeline.environment import capture_environment, code_version\n"
+        "from pipeline.telemetry.environment import capture_environment\nfrom records.code_version import code_version\n"
         "env = capture_environment(); code_version(Path('.'))\n"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'accelerate', 'datasets',\n"
         "                     'tokenizers', 'pandas', 'pyarrow', 'numpy') if m in sys.modules]\n"
@@ -71,7 +73,7 @@ def test_code_version_outside_git(tmp_path, monkeypatch):
 
 
 def test_code_version_without_git_installed(monkeypatch):
-    monkeypatch.setattr(environment.shutil, "which", lambda name: None)
+    monkeypatch.setattr(versions.shutil, "which", lambda name: None)
     assert code_version(ROOT)["git_commit"] is None
 
 
@@ -111,12 +113,12 @@ def test_the_launchers_commit_wins_over_a_stale_git_copy(tmp_path, monkeypatch):
     subprocess.run([*git, "commit", "-q", "-m", "old"], cwd=tmp_path, check=True)
     (tmp_path / "a.py").write_text("x = 2\n")  # the newer code the launcher copied in
     monkeypatch.delenv("PIPELINE_GIT_COMMIT", raising=False)
-    assert environment.run_code_version(tmp_path)["dirty"] is True  # git alone: the old commit, dirty
+    assert versions.run_code_version(tmp_path)["dirty"] is True  # git alone: the old commit, dirty
     monkeypatch.setenv("PIPELINE_GIT_COMMIT", "f" * 40)
-    v = environment.run_code_version(tmp_path)
+    v = versions.run_code_version(tmp_path)
     assert v["git_commit"] == "f" * 40 and v["source"].startswith("PIPELINE_GIT_COMMIT")
     assert v["checkout_git"]["dirty"] is True and v["checkout_git"]["git_commit"] != "f" * 40
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     outside = tmp_path / "copy"
     outside.mkdir()
-    assert "checkout_git" not in environment.run_code_version(outside / "missing")
+    assert "checkout_git" not in versions.run_code_version(outside / "missing")

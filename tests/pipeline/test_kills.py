@@ -1,7 +1,7 @@
 """A kill at the wrong moment loses nothing for good.
 
 Every write of every stage (tables, manifest, checkpoint folders, resource rows, and the lock's removal) is a
-named kill point (pipeline/faults.py). For each stage, and each of its points: start from the state just before
+named kill point (records/faults.py). For each stage, and each of its points: start from the state just before
 the stage, kill there, check that `status` tells the truth (the stage is not done, nothing before it is
 damaged), run again, and check that the stage ends as an uninterrupted run of it does: the same tables, its
 manifest facts all there, no temporary file, no lock left. The sweep simulates the kill in this process (the
@@ -15,11 +15,11 @@ import os
 import pandas as pd
 import pytest
 
-from pipeline import faults
-from pipeline.outputs import check, stray_dirs
-from pipeline.stages import NAMES
 from pipeline.status import status
-from pipeline.store import RunStore, stray_files
+from records import faults
+from records.graph import NAMES
+from records.integrity import check, stray_dirs
+from records.store import RunStore, stray_files
 from tests.conftest import cli, sets
 from tests.pipeline.reliability import (
     CONFIG,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.lock import LockHeld, RunLock, held
+from records.lock import LockHeld, RunLock, held
 from tests.conftest import ROOT, sets
 from tests.pipeline.reliability import (
     CONFIG,
@@ -124,8 +124,8 @@ def test_a_lock_held_on_another_host_is_refused_even_with_wait(small_reference, 
 
 def test_only_rank_zero_takes_the_lock(small_reference, tmp_path, monkeypatch):
     """A rank > 0 of a multi-process run never touches the lock (rank 0 holds it for all)."""
-    from pipeline import distributed
-    from pipeline.runner import Runner
+    from pipeline.engine import distributed
+    from pipeline.run import Runner
     work = copy_run(small_reference.complete, tmp_path)
     monkeypatch.setattr(distributed, "current", lambda: distributed.Dist(rank=1, world=2, local_rank=1))
     monkeypatch.setattr(distributed, "broadcast_object", lambda obj: obj)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from benchmarks.plain_loop import reference_config, train_plain
-from pipeline.config import load_config
+from records.config_reading import load_config
 
 CONFIG = "configs/tiny-cpu.yaml"
 
 
 def _runner(tmp_path, *sets):
-    from pipeline.runner import Runner
+    from pipeline.run import Runner
     base = [f"output.results_dir={tmp_path}/r", f"output.checkpoint_dir={tmp_path}/c", "run=agree",
             "train.epochs=2", *sets]
     runner = Runner(load_config(CONFIG, base), CONFIG, tuple(base))
@@ -26,8 +26,8 @@ def _runner(tmp_path, *sets):
 
 
 def _pipeline_losses(runner) -> np.ndarray:
-    from pipeline.model import add_lora, load_classifier
-    from pipeline.train import train
+    from pipeline.engine.loop import train
+    from pipeline.model.loading import add_lora, load_classifier
     cfg = runner.cfg
     model = add_lora(cfg, load_classifier(cfg, runner.location, runner.tokenizer, runner.device, runner.dtype))
     steps = {}
@@ -37,8 +37,8 @@ def _pipeline_losses(runner) -> np.ndarray:
 
 
 def _plain_losses(runner) -> np.ndarray:
-    from pipeline.model import add_lora, load_classifier
-    from pipeline.predict import encode
+    from pipeline.engine.predict import encode
+    from pipeline.model.loading import add_lora, load_classifier
     cfg = reference_config(runner.cfg)
     model = add_lora(cfg, load_classifier(cfg, runner.location, runner.tokenizer, runner.device, runner.dtype))
     tr = runner.samples[runner.samples["split"] == "train"].reset_index(drop=True)
@@ -65,17 +65,17 @@ def test_pipeline_trainer_matches_the_plain_loop_step_by_step(tmp_path, packing)
 def test_packed_and_padded_batches_give_the_same_logits(tmp_path):
     import torch
 
-    from pipeline import batching, classify
-    from pipeline.model import add_lora, load_classifier
+    from pipeline.model import batching, forward
+    from pipeline.model.loading import add_lora, load_classifier
     runner = _runner(tmp_path)
     cfg = runner.cfg
     model = add_lora(cfg, load_classifier(cfg, runner.location, runner.tokenizer, runner.device, runner.dtype)).eval()
     rng = np.random.default_rng(0)
     seqs = [list(rng.integers(3, 100, size=n)) for n in (5, 17, 9, 30, 1)]
     with torch.no_grad():
-        a = classify.logits(model, batching.packed(seqs, runner.tokenizer.pad_token_id, 8))
-        b = classify.logits(model, batching.padded(seqs, runner.tokenizer.pad_token_id, 8))
-        alone = torch.cat([classify.logits(model, batching.padded([s], runner.tokenizer.pad_token_id, 1)) for s in seqs])
+        a = forward.logits(model, batching.packed(seqs, runner.tokenizer.pad_token_id, 8))
+        b = forward.logits(model, batching.padded(seqs, runner.tokenizer.pad_token_id, 8))
+        alone = torch.cat([forward.logits(model, batching.padded([s], runner.tokenizer.pad_token_id, 1)) for s in seqs])
         ids, mask = (torch.tensor([s + [0] * (30 - len(s)) for s in seqs]),
                      torch.tensor([[1] * len(s) + [0] * (30 - len(s)) for s in seqs]))
         hf = model(input_ids=ids, attention_mask=mask).logits  # transformers' own masked forward and pooling

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from pipeline.manifest import Manifest, ManifestError, StageRecord, documentation
-from pipeline.store import RunStore
+from records.manifest import Manifest, ManifestError, StageRecord, documentation
+from records.store import RunStore
 from tests.conftest import ROOT, cli, sets, tiny_overrides
 
 COMMITTED = sorted((ROOT / "results").glob("*/manifest.json"))
@@ -91,8 +91,8 @@ def test_cli_on_a_damaged_manifest_exit_2_one_line_nothing_written(damaged_run, 
 
 
 def test_committed_doc_is_generated_from_the_object():
-    """pipeline/MANIFEST.md is `python -m pipeline manifest-doc`'s output: the fields' help is its one source."""
-    assert (ROOT / "pipeline/MANIFEST.md").read_text() == documentation()
+    """records/MANIFEST.md is `python -m pipeline manifest-doc`'s output: the fields' help is its one source."""
+    assert (ROOT / "records/MANIFEST.md").read_text() == documentation()
     r = cli("manifest-doc")
     assert r.returncode == 0 and r.stdout == documentation()
     for name in ("schema_version", "stages_requested", "tuning", "fingerprint", "info"):

@@ -11,11 +11,11 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.errors import StageError
-from pipeline.outputs import check, verify_checkpoint
-from pipeline.stages import NAMES
 from pipeline.status import status
-from pipeline.store import RunStore
+from records.errors import StageError
+from records.graph import NAMES
+from records.integrity import check, verify_checkpoint
+from records.store import RunStore
 from tests.pipeline.reliability import (
     SimulatedKill,
     assert_same_results,
@@ -198,7 +198,7 @@ def test_checkpoint_meta_lists_every_file(small_reference):
 def test_the_committed_runs_check_clean():
     """Runs made before records existed (and before the schema's newest columns) are not called damaged: there
     is nothing to compare them with, and `run` must not redo GPU work because a column was added since."""
-    from pipeline.manifest import Manifest
+    from records.manifest import Manifest
     from tests.conftest import ROOT
     committed = sorted((ROOT / "results").glob("*/manifest.json"))
     assert committed

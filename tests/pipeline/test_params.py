@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.params import account, measured, totals
+from pipeline.model.params import account, measured, totals
+from records.config_reading import load_config
 from tests.conftest import ROOT, cli
 
 
@@ -23,10 +23,10 @@ def test_phi2_figures_from_the_cli_without_weights():
 @pytest.mark.parametrize("targets", [["q_proj", "v_proj", "fc1", "fc2"], ["dense"]])
 def test_meta_accounting_matches_a_loaded_4bit_model(tmp_path, targets):
     """Load the tiny Phi for real (4-bit NF4 on CPU through bitsandbytes) and count it."""
-    from pipeline.context import RunContext
-    from pipeline.data import load_samples
-    from pipeline.model import add_lora, load_classifier
-    from pipeline.store import RunStore
+    from pipeline.model.loading import add_lora, load_classifier
+    from pipeline.recipe.context import RunContext
+    from pipeline.recipe.data import load_samples
+    from records.store import RunStore
     cfg = load_config(ROOT / "configs/tiny-cpu.yaml", [f"output.results_dir={tmp_path}/r",
                                                         f"output.checkpoint_dir={tmp_path}/c",
                                                         f"lora.target_modules={json.dumps(targets)}"])

@@ -9,7 +9,7 @@ import tty
 
 import pytest
 
-from pipeline.progress import bar
+from pipeline.telemetry.progress import bar
 
 
 def run_bar(file, n=5, **kw):

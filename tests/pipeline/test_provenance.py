@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.provenance import finish_adapter
+from pipeline.model.provenance import finish_adapter
+from records.config_reading import load_config
 from tests.conftest import ROOT
 
 
@@ -14,7 +14,7 @@ def test_a_hub_model_is_named_by_its_hub_id_and_revision(tmp_path):
     from peft import get_peft_model
     from transformers import AutoModelForSequenceClassification
 
-    from pipeline.model import peft_config, random_config
+    from pipeline.model.loading import peft_config, random_config
     cfg = load_config(ROOT / "configs/tiny-cpu.yaml", ["model.source=hub", "model.name=acme/nli-base",
                                                       "model.revision=abc123", "tokenizer.source=built"])
     config = random_config(cfg)
@@ -40,7 +40,7 @@ def test_a_hub_model_is_named_by_its_hub_id_and_revision(tmp_path):
 def test_a_cache_entry_built_by_two_processes_at_once_is_published_once(tmp_path):
     """Trials of a tune on several GPUs start together on a fresh cache and each builds the same model folder:
     each builds in a folder of its own, and the one that publishes second keeps the first's and drops its own."""
-    from pipeline.model import building, publish
+    from pipeline.model.loading import building, publish
     out = tmp_path / "models" / "gguf-abc"
     mine = building(out)
     assert mine != out.with_name(out.name + ".tmp") and str(os.getpid()) in mine.name

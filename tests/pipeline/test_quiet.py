@@ -1,7 +1,7 @@
 """Known-harmless library messages are silenced one by one: exactly that message, nothing else."""
 import logging
 
-from pipeline import quiet
+from pipeline.telemetry import quiet
 from tests.conftest import cli
 
 

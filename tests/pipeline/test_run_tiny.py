@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import pipeline.stages as stages
-from pipeline.schema import TABLES
+import records.graph as stages
+from records.schema import TABLES
 from tests.conftest import cli, sets, tiny_overrides
 
 CONFIG = "configs/tiny-cpu.yaml"
@@ -59,7 +59,7 @@ def test_every_table_written_with_its_schema(tiny_run):
 def test_the_manifest_records_what_the_run_actually_used(tiny_run):
     """A CPU run: float32 everywhere, no fused AdamW, no CUDA graphs, random weights named as such, whatever the
     config's defaults ask for; and the disk the run itself takes."""
-    from pipeline.effective import folder_bytes
+    from pipeline.telemetry.effective import folder_bytes
     tmp, _, _ = tiny_run
     folder = tmp / "results" / "tiny-test"
     m = json.loads((folder / "manifest.json").read_text())
@@ -226,9 +226,9 @@ def test_a_missing_gpu_is_refused_before_any_write(tmp_path):
 
 def test_a_stage_is_marked_done_by_its_last_write(tmp_path, monkeypatch):
     """Every table a stage owns (its resource rows included) is on disk before its record says done."""
-    from pipeline.config import load_config
-    from pipeline.runner import Runner
-    from pipeline.store import RunStore
+    from pipeline.run import Runner
+    from records.config_reading import load_config
+    from records.store import RunStore
     events, done = [], set()  # table writes ("samples", "resources:data") and done marks ("done:data"), in order
     real_write, real_manifest = RunStore._write, RunStore.write_manifest
 
@@ -252,10 +252,10 @@ def test_a_stage_is_marked_done_by_its_last_write(tmp_path, monkeypatch):
 def test_nan_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
     import torch
 
-    import pipeline.classify as classify_mod
-    import pipeline.train as train_mod
-    from pipeline.config import load_config
-    from pipeline.runner import Runner
+    import pipeline.engine.loop as train_mod
+    import pipeline.model.forward as classify_mod
+    from pipeline.run import Runner
+    from records.config_reading import load_config
     real = classify_mod.logits
     monkeypatch.setattr(classify_mod, "logits", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))
     cfg = load_config(CONFIG, tiny_overrides(tmp_path))

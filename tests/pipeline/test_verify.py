@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from pipeline.config import PROJECT_ROOT
-from pipeline.store import RunStore
-from pipeline.verify import problems
+from records.config import PROJECT_ROOT
+from records.store import RunStore
+from records.verify import problems
 from tests.conftest import cli, sets, tiny_overrides
 
 CONFIG = "configs/tiny-cpu.yaml"

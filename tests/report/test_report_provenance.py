@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from analysis import fmt
-from pipeline.manifest import Manifest
+from records.manifest import Manifest
 from tests.report.helpers import ROOT, html_text
 from tests.report_fixture import record_evaluations, write_run
 

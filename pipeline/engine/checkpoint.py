@@ -1,0 +1,129 @@
+"""Per-epoch checkpoints: checkpoints/<run>/epoch_<k>/ and final/.
+
+A folder holds the adapter (peft format), and state.pt with the optimizer, scheduler, grad-scaler and
+RNG states, the per-epoch and per-step records and the data order. It is written as `<name>.tmp/` and
+renamed, so a folder without `.tmp` is complete. state.pt holds only tensors and plain Python values, so
+it loads with `torch.load(weights_only=True)`: a planted file cannot run code, and one that tries is refused
+with one line. meta.json lists every other file of the folder with its sha256 and size: a folder whose files
+differ (a disk error, a truncated copy, a swapped file) is never resumed from or evaluated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.engine import distributed
+from records import faults
+from records.errors import StageError, output_error
+from records.integrity import checkpoint_files, read_meta, verify_checkpoint
+from records.store import umask
+
+STATE_FILE = "state.pt"
+
+
+class Key:
+    """The keys of state.pt: written after each epoch by the training loop (pipeline/engine/loop.py) and read back
+    by it on resume, named once so the two cannot drift apart."""
+    OPTIMIZER = "optimizer"              # optimizer.state_dict()
+    SCHEDULER = "scheduler"              # scheduler.state_dict()
+    SCALER = "scaler"                    # the float16 grad scaler's state, or None
+    RNG = "rng"                          # rank 0's RNG states (rng_state())
+    RNG_BY_RANK = "rng_by_rank"          # every rank's RNG states, in rank order
+    BEFORE_TRAINING = "before_training"  # validation metrics of the model before its first step
+    EPOCHS = "epochs"                    # the epochs table's rows so far
+    STEPS = "steps"                      # the steps table's rows so far
+    ORDER = "order"                      # this epoch's data order (row positions)
+
+
+def rng_state() -> dict:
+    """Every RNG's state in types `torch.load(weights_only=True)` accepts (no numpy objects, no pickles)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    v, internal, gauss_next = state["python"]
+    random.setstate((v, tuple(internal), gauss_next))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def completed_epochs(ckpt: Path, fingerprint: str) -> int:
+    """The last epoch whose checkpoint is complete, intact and belongs to this exact training setup. A damaged
+    one is passed over, with a note: training falls back to the epoch before it."""
+    candidates = []
+    for d in ckpt.glob("epoch_*"):
+        if d.suffix == ".tmp" or not d.is_dir():
+            continue
+        meta = read_meta(d)
+        if meta.get("fingerprint") == fingerprint and isinstance(meta.get("epoch"), int):
+            candidates.append((meta["epoch"], d))
+    for epoch, d in sorted(candidates, reverse=True):
+        problem = verify_checkpoint(d)
+        if problem is None:
+            return epoch
+        _note(f"note: the checkpoint of epoch {epoch} is damaged ({problem}): not resumed from")
+    return 0
+
+
+def _note(text: str) -> None:
+    if distributed.current().main:
+        print(text, flush=True)
+
+
+def load_state(folder: Path) -> dict:
+    """state.pt, tensors and plain values only. Anything else (a pickle that would run code, a damaged file)
+    is refused with one line; nothing in it runs."""
+    path = folder / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise StageError(f"{path}: refused to load: not a plain checkpoint state ({type(e).__name__}: {first}) "
+                         f"(fix: delete {folder} to resume from the epoch before, or run with --restart)") from None
+
+
+def write_dir(final: Path, write) -> None:
+    """Write a checkpoint folder atomically: into <final>.tmp, then one rename."""
+    tmp = final.with_name(final.name + ".tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write(tmp)
+        for f in tmp.iterdir():  # safetensors writes 0600 whatever the umask; results follow the user's umask
+            os.chmod(f, 0o666 & ~umask())
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(e, getattr(e, "filename", None) or tmp) or e from None
+    faults.point(final)  # a kill here leaves <final>.tmp behind, as a real one would
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def write_meta(folder: Path, epoch: int, fingerprint: str) -> None:
+    """Written last into the folder: it lists the other files' checksums."""
+    (folder / "meta.json").write_text(json.dumps({"epoch": epoch, "fingerprint": fingerprint,
+                                                  "files": checkpoint_files(folder)}))
+
+
+def crash_point(epoch: int) -> None:
+    """Crash injection for the resume tests: PIPELINE_KILL_AFTER_EPOCH=k SIGKILLs this process right after
+    epoch k's checkpoint is complete (a real kill: no cleanup, no flushing, no exception handlers)."""
+    if os.environ.get("PIPELINE_KILL_AFTER_EPOCH") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)

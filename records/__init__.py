@@ -1,0 +1,1 @@
+"""The torch-free contract of results/<run>/."""
