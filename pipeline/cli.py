@@ -178,7 +178,7 @@ def _export(run: str, out: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # argparse itself exits 2 on a bad command line
     # Quieter third-party logs: our own progress bars say what is happening.
-    from pipeline.telemetry import progress, quiet
+    from pipeline.telemetry import progress, quiet  # tqdm: not in the report environment, which runs verify
     quiet.install()
     if not progress.is_terminal(sys.stderr):  # transformers' loading bars would smear a log (pipeline/telemetry/progress.py)
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -9,7 +9,7 @@ from records.schema import DOCS
 
 EXAMPLE_RUN = "results/smollm2-snli-offline"
 
-# Runs as written (tests/pipeline/test_datadoc.py executes it from the project root).
+# Runs as written (tests/pipeline/test_docs.py executes it from the project root).
 EXAMPLE = f'''import pandas as pd
 
 run = "{EXAMPLE_RUN}"

@@ -54,7 +54,7 @@ def trial_overrides(trial: dict) -> list[str]:
 def default_jobs() -> int:
     """One trial per visible GPU; one at a time without a GPU."""
     try:
-        import torch
+        import torch  # only to count GPUs: heavy, and absent from the report environment
         return max(1, torch.cuda.device_count())
     except ImportError:
         return 1
@@ -136,7 +136,7 @@ def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | Non
 
 def _tune(config_path: str, grid_path: str, base, epochs: int, trials: list[dict], plans: list,
           jobs: int, restart: bool) -> pd.DataFrame:
-    from pipeline.run import Runner
+    from pipeline.run import Runner  # torch
     if jobs == 1:
         for k, sets, cfg in plans:
             print(f"=== trial {k}/{len(trials)}: {', '.join(trial_overrides(trials[k - 1]))}", flush=True)

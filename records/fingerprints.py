@@ -1,4 +1,4 @@
-"""Stage fingerprints, driven by the stage graph (pipeline/stages): a stage's fingerprint hashes the
+"""Stage fingerprints, driven by the stage graph (records/graph.py): a stage's fingerprint hashes the
 config fields it reads (`Stage.reads`) and the fingerprints of its upstream stages (`Stage.upstream`).
 
 So a changed field re-runs exactly the stages that read it and the stages downstream of those, and an

@@ -1,6 +1,7 @@
 """What the stage bodies of one `pipeline run` share: the config, the results store, the fingerprints, and
 the heavy things built only when a stage first asks for them (samples, device, tokenizer, the base model's
-location). An unchanged re-run builds none of them, so it loads no model and no torch.
+location). An unchanged re-run builds none of them, so it loads no model: the model and engine modules are
+imported where they are first needed (they pull in transformers, peft and bitsandbytes).
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from functools import cached_property
 
 import pandas as pd
 
+from pipeline.model.prompts import Prompter
 from records.config import ExperimentConfig
 from records.config_reading import deep_merge
 from records.store import RunStore
@@ -53,7 +55,6 @@ class RunContext:
 
     @cached_property
     def prompter(self):
-        from pipeline.model.prompts import Prompter
         return Prompter(self.cfg.path(self.cfg.prompt.template), self.cfg.prompt.label_words)
 
     @cached_property

@@ -1,5 +1,5 @@
 """How the settings were chosen, how often the test rows were scored and whether `pipeline verify` accepts a run:
-the facts (analysis/tuning.py, evaluations.py, verification.py) and their cells, from manifests built here with and
+the facts (analysis/tuning.py, history.py, verification.py) and their cells, from manifests built here with and
 without the new fields."""
 import subprocess
 
