@@ -3,7 +3,10 @@
 
 A fact that cannot exist (no predictions, a shape-only run, no runs at all) reads as missing (NaN, None,
 an empty table) instead of raising, so report.qmd's inline expressions evaluate in every case, also
-inside blocks that conditional content then hides."""
+inside blocks that conditional content then hides.
+
+(Over the project's ~300-line guide: it is the index of every fact the report names, each a short property
+that calls the module computing it; splitting it would give report.qmd two places to look a name up.)"""
 from __future__ import annotations
 
 import math
