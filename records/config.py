@@ -1,5 +1,4 @@
-"""Experiment config: dataclasses whose fields carry their help text and their own checks, loaded from
-one YAML file.
+"""Experiment config: dataclasses whose fields carry their help text and their own checks.
 
 Validation is strict because a typo in a config silently changes an experiment. Each field's type and
 range sit on the field (records/fields.py); rules across fields sit in the section's `check()`; rules
