@@ -9,7 +9,7 @@ RPIP     = $(RVENV)/bin/python -m pip
 # On the project's build machines a CPU torch 2.13.0 lies on disk; elsewhere pip fetches a matching build.
 TORCH   ?= torch==2.13.0
 
-.PHONY: env report-env report test test-quick lint run-tiny clean
+.PHONY: env report-env report test test-quick lint mutate run-tiny clean
 
 $(VENV)/.installed: pyproject.toml requirements-ci.txt
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,13 @@ test-quick: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/python -m ruff check pipeline analysis tests
+
+# Mutation testing of the modules that decide what the report says and what is kept ([tool.mutmut] in
+# pyproject.toml); not part of `make test`. Writes docs/mutation.md (tools/mutation_summary.py).
+mutate: $(VENV)/.installed
+	rm -rf mutants
+	$(VENV)/bin/python -m mutmut run --max-children 2 || true
+	$(VENV)/bin/python tools/mutation_summary.py
 
 run-tiny: $(VENV)/.installed
 	$(VENV)/bin/python -m pipeline run configs/tiny-cpu.yaml

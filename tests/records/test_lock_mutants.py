@@ -1,0 +1,201 @@
+"""records.lock against a live holder: another process (a script named like the pipeline, so the liveness rule
+counts it) holds the lock, and a taker must refuse naming it, never take it over as stale. Then the cases
+without a holder (a dead pid, another host, a filesystem without flock) and what release leaves."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from records import lock as lockmod
+from records.lock import LOCK_NAME, LockHeld, RunLock, held, holder
+from tests.conftest import ROOT
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from records.lock import RunLock
+folder, ready, stop = sys.argv[1:4]
+lock = RunLock(Path(folder), "pipeline run first") if folder != "-" else None
+if lock:
+    lock.acquire()
+Path(ready).write_text("held")
+while not Path(stop).exists():
+    time.sleep(0.02)
+if lock:
+    lock.release()
+"""
+
+
+@pytest.fixture
+def live(tmp_path):
+    """start(folder or None) -> pid of a live process named like the pipeline, holding `folder`'s lock."""
+    script = tmp_path / "pipeline_holder.py"
+    script.write_text(HOLDER)
+    procs = []
+
+    def start(folder=None):
+        ready, stop = tmp_path / f"ready{len(procs)}", tmp_path / f"stop{len(procs)}"
+        p = subprocess.Popen([sys.executable, str(script), str(folder or "-"), str(ready), str(stop)], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                 [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
+        procs.append((p, stop))
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert p.poll() is None and time.monotonic() < deadline, "the holder did not start"
+            time.sleep(0.02)
+        return p.pid
+
+    yield start
+    for p, stop in procs:
+        stop.write_text("")
+        p.wait(timeout=60)
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _record(folder, pid, host=None, command="pipeline run x"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
+                                                "start": lockmod._now(), "command": command}) + "\n")
+
+
+def test_a_live_holder_is_refused_by_name_and_its_lock_kept(tmp_path, live, capsys):
+    folder = tmp_path / "run"
+    pid = live(folder)
+    content = (folder / LOCK_NAME).read_text()
+    with pytest.raises(LockHeld) as e:
+        RunLock(folder, "pipeline run second").acquire()
+    assert e.value.waitable
+    msg = str(e.value)
+    assert msg.startswith(f"{folder} is in use by pid {pid} on {socket.gethostname()} since ")
+    assert msg.endswith("(pipeline run first) (fix: wait for it to finish, or pass --wait)")
+    assert "took over" not in capsys.readouterr().out
+    assert (folder / LOCK_NAME).read_text() == content  # not rewritten by the refused taker
+    assert json.loads(content)["pid"] == pid
+    assert holder(folder).startswith(f"pid {pid} on {socket.gethostname()} since ")
+    assert holder(folder).endswith("(pipeline run first)")
+
+
+def test_a_live_holder_without_flock_is_refused_on_its_liveness(tmp_path, live, monkeypatch, capsys):
+    """On a filesystem without flock the holder's liveness alone decides: a live pid is not stale."""
+    folder = tmp_path / "run"
+    pid = live()
+    _record(folder, pid)
+
+    def no_flock(fd, op):
+        raise OSError("flock not supported")
+    monkeypatch.setattr(lockmod.fcntl, "flock", no_flock)
+    with pytest.raises(LockHeld) as e:
+        RunLock(folder, "second").acquire()
+    assert e.value.waitable and f"in use by pid {pid} on " in str(e.value)
+    assert json.loads((folder / LOCK_NAME).read_text())["command"] == "pipeline run x"
+    assert "took over" not in capsys.readouterr().out
+
+
+def test_a_dead_holder_is_taken_over_with_a_note(tmp_path, capsys):
+    folder = tmp_path / "run"
+    dead = _dead_pid()
+    _record(folder, dead)
+    lock = RunLock(folder, "mine")
+    lock.acquire()
+    out = capsys.readouterr().out
+    assert out.startswith(f"note: took over the stale lock of pid {dead} on ")
+    assert out.rstrip().endswith("(pipeline run x): that process is gone")
+    now = json.loads((folder / LOCK_NAME).read_text())
+    assert (now["pid"], now["host"], now["command"]) == (os.getpid(), socket.gethostname(), "mine")
+    assert (folder / LOCK_NAME).read_text().endswith("}\n")
+    lock.release()
+    assert not (folder / LOCK_NAME).exists() and folder.is_dir()  # the folder was there before: kept
+
+
+def test_a_live_pid_whose_flock_is_free_no_longer_holds_it(tmp_path, live, capsys):
+    """A live pid in a lock file nobody flocks: the flock decides, it is taken over (the process let go)."""
+    folder = tmp_path / "run"
+    _record(folder, live())
+    with held(folder, "mine"):
+        assert "that process no longer holds it" in capsys.readouterr().out
+
+
+def test_another_hosts_lock_is_refused_and_cannot_be_waited_for(tmp_path):
+    folder = tmp_path / "run"
+    _record(folder, 1, host="some-other-host")
+    with pytest.raises(LockHeld) as e:
+        RunLock(folder, "x").acquire(wait=True)
+    assert not e.value.waitable
+    assert str(e.value) == (f"{folder} is locked by pid 1 on some-other-host since "
+                            f"{json.loads((folder / LOCK_NAME).read_text())['start']} (pipeline run x), another "
+                            f"host, which cannot be checked from here (fix: if that process has ended, delete "
+                            f"{folder / LOCK_NAME})")
+    assert holder(folder).endswith("(pipeline run x), another host")
+
+
+def test_wait_waits_for_a_live_holder_to_let_go(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(lockmod, "WAIT_POLL_S", 0.01)
+    folder = tmp_path / "run"
+    first = RunLock(folder, "first")
+    first.acquire()
+    timer = threading.Timer(0.3, first.release)
+    timer.start()
+    second = RunLock(folder, "second")
+    second.acquire(wait=True)
+    timer.join()
+    err = capsys.readouterr().err
+    assert err.count("waiting: ") == 1 and f"in use by pid {os.getpid()}" in err
+    assert json.loads((folder / LOCK_NAME).read_text())["command"] == "second"
+    second.release()
+
+
+def test_release_removes_only_the_folders_the_lock_made(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "keep").write_text("x")
+    lock = RunLock(tmp_path / "results" / "a" / "b", "x")
+    lock.acquire()
+    assert lock._made == [tmp_path / "results" / "a" / "b", tmp_path / "results" / "a"]
+    lock.release()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["keep"]
+    lock.release()  # a second release does nothing
+    assert lock._fd is None
+
+
+def test_a_refused_lock_makes_no_folders_vanish(tmp_path):
+    folder = tmp_path / "run"
+    with held(folder, "first"):
+        taker = RunLock(folder, "second")
+        with pytest.raises(LockHeld):
+            taker.acquire()
+        assert taker._made == [] and taker._fd is None
+    assert not folder.exists()
+
+
+def test_holder_reads_nothing_from_an_empty_or_broken_file(tmp_path, live):
+    assert holder(tmp_path) is None
+    (tmp_path / LOCK_NAME).write_text("")
+    assert holder(tmp_path) is None
+    (tmp_path / LOCK_NAME).write_text("[1, 2]")
+    assert holder(tmp_path) is None
+    (tmp_path / LOCK_NAME).write_text("{not json")
+    assert holder(tmp_path) is None
+    _record(tmp_path, _dead_pid())
+    assert holder(tmp_path) is None  # stale: the next run takes it over
+    _record(tmp_path, live(), command="")
+    assert holder(tmp_path).endswith("(command unknown)")
+
+
+def test_read_gives_an_empty_record_for_non_objects(tmp_path):
+    p = tmp_path / "f"
+    p.write_text("[1]")
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        assert lockmod._read(fd) == {}
+    finally:
+        os.close(fd)
+    assert lockmod._inode(tmp_path / "missing") is None
