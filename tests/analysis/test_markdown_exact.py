@@ -33,6 +33,7 @@ def test_words_are_cut_at_max_word_with_a_marker():
     long = "ab " * 2000  # 6000 characters of short words: cut at MAX_TEXT
     assert md.bounded(long) == long[:md.MAX_TEXT] + "…(+1,000 characters)"
     assert md.bounded("ab " * 1666) == "ab " * 1666  # 4998: kept
+    assert md.bounded("ab " * 1666 + "ab") == "ab " * 1666 + "ab"  # exactly MAX_TEXT: kept whole
 
 
 def test_plain_is_bounded_and_limited():
@@ -56,6 +57,7 @@ def test_fenced_block():
     assert md.fenced("````\n") == "`````\n````\n`````"
     assert md.fenced("abcdef", max_word=3) == "```\nabc…(+3 characters)\n```"
     assert md.fenced("a\u202eb") == "```\nab\n```"
+    assert md.fenced("\n  x: 1\n\n\n") == "```\n\n  x: 1\n```"  # indentation kept, trailing blank lines not
 
 
 def test_markup_helpers():

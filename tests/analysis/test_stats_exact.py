@@ -45,6 +45,8 @@ def test_wilson_values():
     assert (round(lo, 4), round(hi, 4)) == (0.0945, 0.9055)
     # a narrower z gives a narrower interval: z is used, not the default
     assert stats.wilson(1, 2, z=1.0)[1] < hi
+    # floating point puts 16 of 16 a hair above 1 and 0 of 21 a hair below 0: the interval is clipped to [0, 1]
+    assert stats.wilson(16, 16)[1] == 1.0 and stats.wilson(0, 21)[0] == 0.0
     assert all(math.isnan(x) for x in stats.wilson(3, -1))
 
 
@@ -71,10 +73,14 @@ def test_paired_counts_each_cell_on_shared_rows_only():
         ("test", 1, "a", 1, 1), ("test", 1, "b", 0, 1),    # a only
         ("test", 2, "a", 0, 2), ("test", 2, "b", 2, 2),    # b only
         ("test", 3, "a", 0, 2), ("test", 3, "b", 1, 2),    # both wrong
+        ("test", 6, "a", 0, 1), ("test", 6, "b", 2, 1),    # both wrong
+        ("test", 7, "a", 1, 1), ("test", 7, "b", 1, 1),    # both right
+        ("test", 8, "a", 2, 2), ("test", 8, "b", 2, 2),    # both right
+        ("test", 9, "a", 0, 0), ("test", 9, "b", 0, 0),    # both right
         ("test", 4, "a", 2, 2), ("test", 5, "b", 1, 1),    # unpaired rows: left out
     ])
-    p = stats.paired(df, "a", "b")
-    assert (p.a, p.b, p.n, p.both_right, p.a_only, p.b_only, p.both_wrong) == ("a", "b", 4, 1, 1, 1, 1)
+    p = stats.paired(df, "a", "b")  # every cell a different count, so no two can be swapped unseen
+    assert (p.a, p.b, p.n, p.both_right, p.a_only, p.b_only, p.both_wrong) == ("a", "b", 8, 4, 1, 1, 2)
     assert stats.paired(df, "a", "missing") is None
     assert stats.paired(df, "missing", "a") is None
 
@@ -89,7 +95,9 @@ def test_with_gold_joins_one_split_on_idx():
     v = stats.with_gold(preds, samples, split="validation")
     assert v[["idx", "pred", "label", "hypothesis"]].values.tolist() == [[0, 0, 2, "hv"]]
     empty = stats.with_gold(None, samples)
-    assert len(empty) == 0 and "label" in empty.columns and "premise" in empty.columns
+    assert len(empty) == 0 and empty.columns.tolist() == [
+        "split", "idx", "model", "pred", "p_entailment", "p_neutral", "p_contradiction", "label", "premise",
+        "hypothesis"]
     assert len(stats.with_gold(preds, None)) == 0
 
 
@@ -99,6 +107,7 @@ def test_models_in_orders_every_kind():
     assert stats.models_in(df) == ["baseline_head", "baseline_zeroshot", "epoch_1", "epoch_3", "finetuned",
                                    "aa", "epoch_x", "zz"]
     assert stats.models_in(pd.DataFrame({"model": []})) == []
+    assert stats.models_in(pd.DataFrame()) == []  # no predictions table at all
 
 
 def test_confusion_ignores_labels_out_of_range():
@@ -106,6 +115,7 @@ def test_confusion_ignores_labels_out_of_range():
                  ("test", 4, "m", -1, 1), ("test", 5, "m", 1, 3), ("test", 6, "x", 1, 1)])
     cm = stats.confusion(df, "m")
     assert cm.to_numpy().tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
+    assert cm.to_numpy().dtype.kind == "i"  # counts print as 1, not 1.0
 
 
 def test_per_class_f1_support_and_macro():
@@ -123,6 +133,7 @@ def test_per_class_f1_support_and_macro():
     assert stats.macro_f1(df, "m") == pytest.approx((0.5 + 0.8 + 0.0) / 3)
 
 
+@pytest.mark.filterwarnings("error")  # an undefined ratio is NaN by decision, never a 0/0 division
 def test_per_class_f1_is_zero_when_predicted_and_present_but_never_right():
     # gold 0 1 ; pred 1 0: both labels predicted and present, no true positive -> F1 0, not NaN
     df = _frame([("test", 0, "m", 1, 0), ("test", 1, "m", 0, 1)])

@@ -93,13 +93,23 @@ def test_running_stage_of_a_dead_process_is_interrupted(tmp_path):
     assert store.stage("train").state() == "running elsewhere"
 
 
-def test_every_table_write_is_recorded_after_the_file(tmp_path):
+def test_every_table_write_is_recorded_after_the_file(tmp_path, monkeypatch):
     """The manifest's `tables` entry is the sha256, rows and bytes of the file as written; shared tables get a
     digest per owner's rows too."""
     import hashlib
+
+    from records import faults
     store = RunStore(tmp_path / "run")
+    seen = []  # at each write point (bytes on disk, not yet renamed): which file, is the table there, is it recorded
+
+    def observe(path):
+        recorded = store.manifest_path.exists() and "predictions" in (store.manifest().tables or {})
+        seen.append((os.path.basename(path), store.table_path("predictions").exists(), recorded))
+    monkeypatch.setattr(faults, "point", observe)
     store.replace_rows("predictions", pd.concat([preds("baseline_head"), preds("finetuned", 2)]),
                        ["baseline_head", "finetuned"])
+    # the table is in place before its record is written, and unrecorded until then
+    assert seen == [("predictions.parquet", False, False), ("manifest.json", True, False)]
     m = store.manifest()
     data = store.table_path("predictions").read_bytes()
     assert m.tables["predictions"] == {"sha256": hashlib.sha256(data).hexdigest(), "rows": 5, "bytes": len(data)}

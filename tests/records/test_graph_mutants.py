@@ -32,6 +32,7 @@ def test_writers_owners_and_order_by_hand():
     assert graph.owner_of("predictions", "epoch_") == "evaluate"
     assert graph.owner_of("predictions", "baseline_head") == "baseline"
     assert graph.owner_of("predictions", "xepoch_1") is None
+    assert graph.owner_of("predictions", "epoch") is None and graph.owner_of("predictions", "epochal") is None
     assert graph.owner_of("samples", "finetuned") is None
     assert graph.owner_of("resources", "evaluate") == "evaluate"
     assert graph.owner_of("resources", "finetuned") is None

@@ -31,6 +31,23 @@ if lock:
 """
 
 
+class _BoundedTime:
+    """records.lock's clock with a wall-clock bound on its waits: a wait that never ends fails the test in
+    seconds instead of hanging it (a sleeping loop uses no CPU, so a CPU-time limit would never stop it)."""
+
+    def __init__(self, limit_s: float = 10.0):
+        self.deadline = time.monotonic() + limit_s
+
+    def sleep(self, s: float) -> None:
+        assert time.monotonic() < self.deadline, "the lock waited far longer than its holder held it"
+        time.sleep(s)
+
+
+@pytest.fixture(autouse=True)
+def bounded_waits(monkeypatch):
+    monkeypatch.setattr(lockmod, "time", _BoundedTime())
+
+
 @pytest.fixture
 def live(tmp_path):
     """start(folder or None) -> pid of a live process named like the pipeline, holding `folder`'s lock."""
@@ -188,6 +205,23 @@ def test_holder_reads_nothing_from_an_empty_or_broken_file(tmp_path, live):
     assert holder(tmp_path) is None  # stale: the next run takes it over
     _record(tmp_path, live(), command="")
     assert holder(tmp_path).endswith("(command unknown)")
+
+
+def test_holder_judges_a_reused_pid_by_the_records_start_time(tmp_path, live):
+    """A live pipeline-named pid whose process started long after the record was written is not the holder."""
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": live(), "host": socket.gethostname(),
+                                                  "start": "2000-01-01T00:00:00+00:00", "command": "old"}))
+    assert holder(tmp_path) is None
+
+
+def test_a_lock_without_a_command_says_so(tmp_path, live):
+    folder = tmp_path / "run"
+    lock = RunLock(folder)
+    lock.acquire()
+    assert json.loads((folder / LOCK_NAME).read_text())["command"] == ""
+    (folder / LOCK_NAME).unlink()  # someone removed it: release still lets go cleanly
+    lock.release()
+    assert lock._fd is None and not folder.exists()
 
 
 def test_read_gives_an_empty_record_for_non_objects(tmp_path):
