@@ -72,8 +72,13 @@ def test_case_table_rows_and_cues():
     assert cases.counts(pd.DataFrame()) == {"corrected": 0, "regressed": 0, "unresolved": 0, "kept": 0}
     assert cases.case_table(_table(), baseline="finetuned", model="baseline_head")["category"].tolist() == [
         "unresolved", "regressed", "corrected", "kept", "unresolved"]
+    assert c.columns.tolist() == [
+        "idx", "premise", "hypothesis", "label", "pred_base", "p_entailment_base", "p_neutral_base",
+        "p_contradiction_base", "pred_ft", "p_entailment_ft", "p_neutral_ft", "p_contradiction_ft", "category",
+        "negation", "overlap", "hyp_words"]
     j = _table()
-    assert cases.case_table(j[j["model"] != "baseline_head"]).empty
+    for missing in ("baseline_head", "finetuned"):  # either model absent: no table at all, not an empty one
+        assert cases.case_table(j[j["model"] != missing]).columns.tolist() == []
 
 
 def test_cue_thresholds_and_flags():

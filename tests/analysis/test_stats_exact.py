@@ -40,6 +40,8 @@ def test_wilson_values():
     assert hi == pytest.approx(2 * (z * z / 20) / (1 + z * z / 10), abs=1e-12)
     assert round(hi, 4) == 0.2775
     # 1 of 2: symmetric around 1/2
+    lo, hi = stats.wilson(1, 1)  # one row is enough for an interval
+    assert hi == 1.0 and round(lo, 4) == 0.2065
     lo, hi = stats.wilson(1, 2)
     assert lo == pytest.approx(1 - hi, abs=1e-12)
     assert (round(lo, 4), round(hi, 4)) == (0.0945, 0.9055)

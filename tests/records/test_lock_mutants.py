@@ -139,7 +139,7 @@ def test_a_live_pid_whose_flock_is_free_no_longer_holds_it(tmp_path, live, capsy
     folder = tmp_path / "run"
     _record(folder, live())
     with held(folder, "mine"):
-        assert "that process no longer holds it" in capsys.readouterr().out
+        assert capsys.readouterr().out.rstrip().endswith("(pipeline run x): that process no longer holds it")
 
 
 def test_another_hosts_lock_is_refused_and_cannot_be_waited_for(tmp_path):
@@ -233,3 +233,80 @@ def test_read_gives_an_empty_record_for_non_objects(tmp_path):
     finally:
         os.close(fd)
     assert lockmod._inode(tmp_path / "missing") is None
+
+
+def test_a_reused_pid_is_judged_by_the_records_start_time_when_taking_over(tmp_path, live, monkeypatch, capsys):
+    """Without flock, a live pipeline-named pid whose process started long after the record is not the holder:
+    the lock is taken over (a pid handed to a newer process must not keep a folder locked forever)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": live(), "host": socket.gethostname(),
+                                                "start": "2000-01-01T00:00:00+00:00", "command": "old"}))
+
+    def no_flock(fd, op):
+        raise OSError("flock not supported")
+    monkeypatch.setattr(lockmod.fcntl, "flock", no_flock)
+    with held(folder, "mine"):
+        assert capsys.readouterr().out.rstrip().endswith("(old): that process is gone")
+
+
+def test_the_record_names_this_process_in_utc_and_the_file_is_shared_like_results(tmp_path):
+    folder = tmp_path / "run"
+    with held(folder, "mine"):
+        rec = json.loads((folder / LOCK_NAME).read_text())
+        assert sorted(rec) == ["command", "host", "pid", "start"]
+        assert rec["start"].endswith("+00:00")
+        from records.store import umask
+        assert (folder / LOCK_NAME).stat().st_mode & 0o777 == 0o666 & ~umask()
+
+
+def test_a_lock_file_replaced_while_flocking_is_opened_again(tmp_path, monkeypatch):
+    """The holder unlinked its file between our open and our flock: we hold a dead inode, so we open again."""
+    real, calls = lockmod._inode, []
+
+    def moved_once(path):
+        calls.append(path)
+        return -1 if len(calls) == 1 else real(path)
+    monkeypatch.setattr(lockmod, "_inode", moved_once)
+    with held(tmp_path / "run", "mine"):
+        assert len(calls) == 2
+        assert json.loads((tmp_path / "run" / LOCK_NAME).read_text())["command"] == "mine"
+
+
+def _enospc(*args):
+    import errno
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_writing_the_record_leaves_no_lock_file(tmp_path, monkeypatch):
+    from records.errors import OutputError
+    folder = tmp_path / "run"
+    folder.mkdir()
+    monkeypatch.setattr(lockmod.os, "pwrite", _enospc)
+    with pytest.raises(OutputError, match=r"^no space left on device: .*run/\.lock \(the previous results"):
+        RunLock(folder, "x").acquire()
+    assert list(folder.iterdir()) == []
+
+
+def test_a_full_disk_when_creating_the_lock_file_is_one_line(tmp_path, monkeypatch):
+    from records.errors import OutputError
+    real = os.open
+
+    def refuse_lock(path, *a, **k):
+        return _enospc() if str(path).endswith(LOCK_NAME) else real(path, *a, **k)
+    monkeypatch.setattr(lockmod.os, "open", refuse_lock)
+    with pytest.raises(OutputError, match=r"^no space left on device: .*run/\.lock \(the previous results"):
+        RunLock(tmp_path / "run", "x").acquire()
+
+
+def test_the_take_over_note_is_flushed_before_anything_else_happens(tmp_path):
+    """The note is flushed when it is printed: a process killed right after taking over still said so."""
+    folder = tmp_path / "run"
+    _record(folder, _dead_pid())
+    script = tmp_path / "pipeline_taker.py"
+    script.write_text("import os, signal, sys\nfrom pathlib import Path\nfrom records.lock import RunLock\n"
+                      "RunLock(Path(sys.argv[1]), 'taker').acquire()\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    r = subprocess.run([sys.executable, str(script), str(folder)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                           [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
+    assert r.returncode == -9 and r.stdout.startswith("note: took over the stale lock of pid "), r.stdout
