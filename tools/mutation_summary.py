@@ -70,8 +70,8 @@ def main() -> int:
             kind = classify(code)
             if kind == "survived" and name in equivalent:
                 kind = "equivalent"
-            elif kind != "survived" and name in equivalent:
-                stale.append(name)
+            elif kind in ("killed", "timeout") and name in equivalent:
+                stale.append(name)  # a test kills it now: it was not equivalent after all
             elif kind in ("survived", "no tests", "other"):
                 survivors.append((name, kind))
             c[kind] += 1

@@ -61,13 +61,17 @@ def test_overall_takes_the_largest_of_sampled_and_exact_peaks():
     o = r.overall(_samples(), pd.DataFrame({"peak_allocated_bytes": [900]}), {})
     assert o["peak_allocated_bytes"] == 900.0 and o["peak_reserved_bytes"] == 1500.0
     none = r.overall(None, None, {})
-    assert all(math.isnan(v) for v in none.values()) and "peak_disk_used_bytes" in none
+    assert all(math.isnan(v) for v in none.values())
+    assert sorted(none) == sorted([f"peak_{c}" for c in r.PEAK_COLUMNS] +
+                                  ["mean_cpu_pct", "peak_allocated_bytes", "peak_reserved_bytes"])
     assert r.overall(None, None, STAGES)["peak_allocated_bytes"] == 700.0
+    assert r.overall(None, None, STAGES)["peak_reserved_bytes"] == 1000.0  # the manifest's exact peak alone
     assert r.overall(None, pd.DataFrame({"peak_allocated_bytes": []}), {})["peak_allocated_bytes"] != 0
 
 
 def test_timeline_cuts_long_pauses():
     tl = r.timeline(_samples())
+    assert tl.columns.tolist() == _samples().columns.tolist() + ["pause_s", "t"]
     assert tl["time"].tolist() == [0.0, 10.0, 11.0, 12.0, 200.0]
     assert tl["pause_s"].tolist() == [0.0, 0.0, 0.0, 0.0, 188.0]
     assert tl["t"].tolist() == [0.0, 10.0, 11.0, 12.0, 12.0 + r.PAUSE_SHOWN_S]
