@@ -66,7 +66,10 @@ def test_stage_record_running_then_done_or_failed(tmp_path):
     m = store.manifest()
     assert m.is_done("data", "fp1") and not m.is_done("data", "other")
     assert m.stage("data").get("rows") == 3 and m.stage("data").get("epochs_done") == 1
-    assert m.stage("data").seconds == 1.5 and m.stage("data").end is not None
+    assert m.stage("data").seconds == 1.5
+    from datetime import datetime, timedelta, timezone
+    end = datetime.fromisoformat(m.stage("data").end)  # a UTC time of now, not merely some value
+    assert end.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - end) < timedelta(minutes=5)
     store.begin_stage("train", "fp2")
     store.fail_stage("train", 2.0, RuntimeError("loss became nan\nmore detail"))
     rec = json.loads(store.manifest_path.read_text())["stages"]["train"]
