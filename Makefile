@@ -47,10 +47,12 @@ lint: $(VENV)/.installed
 
 # Mutation testing of the modules that decide what the report says and what is kept ([tool.mutmut] in
 # pyproject.toml); not part of `make test`. Writes docs/mutation.md (tools/mutation_summary.py).
-# Of the training loop and step only the LR schedule, the micro-batch weights and the eager step's weighted
-# backward are in scope (the rest needs whole training runs); their other mutants show as "not checked".
+# Of the data stage only the sampling is in scope (not the stage's run/prepare glue), and of the training loop
+# and step only the LR schedule, the micro-batch weights and the eager step's weighted backward (the rest needs
+# whole training runs); their other mutants show as "not checked" in docs/mutation.md.
 # One thread: mutmut forks each mutant from a process that has run torch, and a forked OpenMP pool hangs.
-MUTATE_ONLY ?= "analysis.*" "records.*" "pipeline.recipe.data.*" "pipeline.engine.loop.x__scheduler__*" \
+MUTATE_ONLY ?= "analysis.*" "records.*" "pipeline.recipe.data.x_load_samples__*" "pipeline.recipe.data.x__*" \
+               "pipeline.recipe.data.x_samples_fingerprint__*" "pipeline.engine.loop.x__scheduler__*" \
                "pipeline.engine.loop.x__plan__*" "pipeline.engine.step.x*EagerStep*"
 mutate: $(VENV)/.installed
 	rm -rf mutants

@@ -128,3 +128,48 @@ def test_samples_fingerprint_moves_with_any_value(tmp_path, folder):
     changed = samples.copy()
     changed.loc[0, "premise"] = "other"
     assert samples_fingerprint(changed) != fp
+
+
+def test_unreadable_sources_are_one_line(tmp_path, folder):
+    roles = dict(train="{source_split: train, stride: 1, offset: 0}",
+                 validation="{source_split: validation, stride: 1, offset: 0}",
+                 test="{source_split: test, stride: 1, offset: 0}")
+    cfg = _cfg(tmp_path, folder, **roles)
+    (folder / "full_test.parquet").write_bytes(b"")
+    with pytest.raises(ConfigError) as e:
+        load_samples(cfg)
+    assert str(e.value) == (f"data.path: {folder / 'full_test.parquet'} is empty (0 bytes) (fix: replace it with "
+                            f"the split's parquet file)")
+    (folder / "full_test.parquet").write_text("premise,hypothesis,label\n")
+    with pytest.raises(ConfigError) as e:
+        load_samples(cfg)
+    assert str(e.value).startswith(f"data.path: {folder / 'full_test.parquet'} is not a readable parquet file (")
+    assert str(e.value).endswith(") (fix: point data.path at a folder of parquet files)")
+    assert "\n" not in str(e.value)
+    sub = _split([1, 0, 2], "test").assign(idx=[0, 2, 4])
+    sub.to_parquet(folder / "full_test.parquet")
+    with pytest.raises(ConfigError) as e:
+        load_samples(cfg)
+    assert str(e.value) == (f"data.path: {folder / 'full_test.parquet'} holds a subset (its idx is not 0..2); "
+                            "point data.path at the full split so strides index the split as published")
+    _split([1, 0, 2], "test").assign(idx=[0, 1, 2]).to_parquet(folder / "full_test.parquet")
+    samples, _ = load_samples(cfg)  # a full split that carries its own idx column is fine
+    assert samples[samples["split"] == "test"]["idx"].tolist() == [0, 1, 2]
+    _split([1, 0, 2], "test").drop(columns=["premise", "label"]).to_parquet(folder / "full_test.parquet")
+    with pytest.raises(ConfigError) as e:
+        load_samples(cfg)
+    assert str(e.value) == "data: split 'test' lacks columns ['premise', 'label'] (needs premise, hypothesis, label)"
+
+
+def test_a_number_where_text_belongs_is_named(tmp_path, folder):
+    roles = dict(train="{source_split: train, stride: 1, offset: 0}",
+                 validation="{source_split: validation, stride: 1, offset: 0}",
+                 test="{source_split: test, stride: 1, offset: 0}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    table = pa.table({"premise": ["a", "b", "c"], "hypothesis": [1.5, 7.0, 2.0], "label": [0, 1, 2]})
+    pq.write_table(table, folder / "full_test.parquet")
+    with pytest.raises(ConfigError) as e:
+        load_samples(_cfg(tmp_path, folder, **roles))
+    assert str(e.value) == ("data: split 'test' row 0: hypothesis is float 1.5, not text (3 such rows among those "
+                            "sampled; fix: repair the file, or sample other rows)")
