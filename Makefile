@@ -53,7 +53,8 @@ lint: $(VENV)/.installed
 # One thread: mutmut forks each mutant from a process that has run torch, and a forked OpenMP pool hangs.
 MUTATE_ONLY ?= "analysis.*" "records.*" "pipeline.recipe.data.x_load_samples__*" "pipeline.recipe.data.x__*" \
                "pipeline.recipe.data.x_samples_fingerprint__*" "pipeline.engine.loop.x__scheduler__*" \
-               "pipeline.engine.loop.x__plan__*" "pipeline.engine.step.x*EagerStep*"
+               "pipeline.engine.loop.x__plan__*" "pipeline.engine.step.x*EagerStep*__call__*" \
+               "pipeline.engine.step.x*EagerStep*zero_grad*" "pipeline.engine.step.x*EagerStep*no_micro_batch*"
 mutate: $(VENV)/.installed
 	rm -rf mutants
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2 $(MUTATE_ONLY)
