@@ -173,3 +173,65 @@ def test_a_number_where_text_belongs_is_named(tmp_path, folder):
         load_samples(_cfg(tmp_path, folder, **roles))
     assert str(e.value) == ("data: split 'test' row 0: hypothesis is float 1.5, not text (3 such rows among those "
                             "sampled; fix: repair the file, or sample other rows)")
+
+
+def _hub_cfg(tmp_path):
+    p = tmp_path / "hub.yaml"
+    p.write_text("run: hub-test\ndata: {source: hub, name: org/nli, revision: abc123,\n"
+                 "  train: {source_split: train, stride: 2, offset: 0},\n"
+                 "  validation: {source_split: validation, stride: 1, offset: 0},\n"
+                 "  test: {source_split: test, stride: 1, offset: 0}}\n"
+                 "model: {source: random, architecture: phi}\ntokenizer: {source: built}\n")
+    return load_config(p, check_files=False)
+
+
+def test_a_hub_source_loads_each_split_by_name_and_revision(tmp_path, monkeypatch):
+    import sys
+    import types
+    calls = []
+
+    class Split:
+        def __init__(self, df):
+            self.df = df
+
+        def to_pandas(self):
+            return self.df
+
+    def load_dataset(name, revision=None, split=None):
+        calls.append((name, revision, split))
+        if split == "test":
+            raise OSError("no network\nmore")
+        return Split(_split([0, 1, 2, 0], split).set_axis([7, 8, 9, 10]))
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    with pytest.raises(ConfigError) as e:
+        load_samples(_hub_cfg(tmp_path))
+    assert calls == [("org/nli", "abc123", "train"), ("org/nli", "abc123", "validation"), ("org/nli", "abc123", "test")]
+    assert str(e.value).startswith("data.name: could not load 'org/nli' from the Hugging Face hub or its cache "
+                                   "(OSError: no network) (fix:")
+
+    def all_splits(name, revision=None, split=None):
+        return Split(_split([0, 1, 2, 0], split).set_axis([7, 8, 9, 10]))
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=all_splits))
+    samples, _ = load_samples(_hub_cfg(tmp_path))
+    # positions in the split as published, whatever index the loaded frame carried
+    assert samples[samples["split"] == "train"]["idx"].tolist() == [0, 2]
+    assert samples[samples["split"] == "train"]["premise"].tolist() == ["train p0", "train p2"]
+    assert samples.index.tolist() == list(range(len(samples)))
+
+
+def test_a_hub_source_without_datasets_is_one_line(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
+    with pytest.raises(ConfigError) as e:
+        load_samples(_hub_cfg(tmp_path))
+    assert str(e.value) == ("data.source: hub needs the `datasets` package (fix: pip install datasets, or use "
+                            "data.source: local)")
+
+
+def test_samples_fingerprint_ignores_the_frames_index(tmp_path, folder):
+    cfg = _cfg(tmp_path, folder, train="{source_split: train, stride: 1, offset: 0}",
+               validation="{source_split: validation, stride: 1, offset: 0}",
+               test="{source_split: test, stride: 1, offset: 0}")
+    samples, _ = load_samples(cfg)
+    assert samples.index.tolist() == list(range(len(samples)))
+    assert samples_fingerprint(samples.set_axis(range(100, 100 + len(samples)))) == samples_fingerprint(samples)

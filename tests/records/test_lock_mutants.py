@@ -306,7 +306,8 @@ def test_the_take_over_note_is_flushed_before_anything_else_happens(tmp_path):
     script = tmp_path / "pipeline_taker.py"
     script.write_text("import os, signal, sys\nfrom pathlib import Path\nfrom records.lock import RunLock\n"
                       "RunLock(Path(sys.argv[1]), 'taker').acquire()\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe is block-buffered, as in use
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     r = subprocess.run([sys.executable, str(script), str(folder)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                           [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
+                       timeout=60, env=env)
     assert r.returncode == -9 and r.stdout.startswith("note: took over the stale lock of pid "), r.stdout
