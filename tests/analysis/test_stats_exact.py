@@ -122,7 +122,7 @@ def test_confusion_ignores_labels_out_of_range():
 
 def test_per_class_f1_support_and_macro():
     # gold 0 0 1 1 2 ; pred 0 1 1 1 0
-    df = _frame([("test", i, "m", p, g) for i, (g, p) in enumerate(zip([0, 0, 1, 1, 2], [0, 1, 1, 1, 0]))])
+    df = _frame([("test", i, "m", p, g) for i, (g, p) in enumerate(zip([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], strict=True))])
     pc = stats.per_class(df, "m").set_index("label")
     # entailment: tp 1, predicted 2, support 2 -> P = R = F1 = 1/2
     assert pc.loc["entailment"].tolist()[:3] == [0.5, 0.5, 0.5]
