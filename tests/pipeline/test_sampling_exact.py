@@ -145,6 +145,7 @@ def test_unreadable_sources_are_one_line(tmp_path, folder):
         load_samples(cfg)
     assert str(e.value).startswith(f"data.path: {folder / 'full_test.parquet'} is not a readable parquet file (")
     assert str(e.value).endswith(") (fix: point data.path at a folder of parquet files)")
+    assert "Parquet magic bytes not found" in str(e.value)  # the reader's own first line, not a placeholder
     assert "\n" not in str(e.value)
     sub = _split([1, 0, 2], "test").assign(idx=[0, 2, 4])
     sub.to_parquet(folder / "full_test.parquet")
@@ -235,3 +236,19 @@ def test_samples_fingerprint_ignores_the_frames_index(tmp_path, folder):
     samples, _ = load_samples(cfg)
     assert samples.index.tolist() == list(range(len(samples)))
     assert samples_fingerprint(samples.set_axis(range(100, 100 + len(samples)))) == samples_fingerprint(samples)
+
+
+def test_a_reader_error_is_cut_to_its_first_line_of_160_characters(tmp_path, folder, monkeypatch):
+    import pipeline.recipe.data as data
+    cfg = _cfg(tmp_path, folder, train="{source_split: train, stride: 1, offset: 0}",
+               validation="{source_split: validation, stride: 1, offset: 0}",
+               test="{source_split: test, stride: 1, offset: 0}")
+    path = folder / "full_train.parquet"
+    for raised, shown in ((ValueError("x" * 300 + "\nsecond line"), "x" * 160), (ValueError(""), "ValueError")):
+        def fail(p, raised=raised):
+            raise raised
+        monkeypatch.setattr(data.pd, "read_parquet", fail)
+        with pytest.raises(ConfigError) as e:
+            load_samples(cfg)
+        assert str(e.value) == (f"data.path: {path} is not a readable parquet file ({shown}) (fix: point data.path "
+                                f"at a folder of parquet files)")

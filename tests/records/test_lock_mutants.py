@@ -303,6 +303,9 @@ def test_the_take_over_note_is_flushed_before_anything_else_happens(tmp_path):
     """The note is flushed when it is printed: a process killed right after taking over still said so."""
     folder = tmp_path / "run"
     _record(folder, _dead_pid())
+    with held(folder, "here"):  # in this process too (so a mutation tool sees this test run the take-over)
+        pass
+    _record(folder, _dead_pid())
     script = tmp_path / "pipeline_taker.py"
     script.write_text("import os, signal, sys\nfrom pathlib import Path\nfrom records.lock import RunLock\n"
                       "RunLock(Path(sys.argv[1]), 'taker').acquire()\nos.kill(os.getpid(), signal.SIGKILL)\n")
