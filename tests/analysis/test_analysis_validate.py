@@ -30,8 +30,16 @@ def changed(folder, table: str, change) -> None:
     rewrite_table(folder, table, df)
 
 
+def _loads_whole(run) -> None:
+    """The run loads and its predictions table is the file's rows, values unchanged (not merely present)."""
+    table, on_disk = runs.load_run(run).table("predictions"), pd.read_parquet(run / "predictions.parquet")
+    assert len(table) == len(on_disk) > 0
+    for col in ("idx", "model", "pred", "p_neutral"):
+        assert table[col].tolist() == on_disk[col].tolist(), col
+
+
 def test_intact_run_passes(run):
-    assert runs.load_run(run).table("predictions") is not None
+    _loads_whole(run)
 
 
 def where(df: pd.DataFrame, row: int) -> str:
@@ -72,7 +80,7 @@ def test_probabilities_that_do_not_sum_to_one(run, refused):
 
 def test_a_sum_within_the_tolerance_passes(run):
     changed(run, "predictions", lambda df: df.__setitem__("p_neutral", df["p_neutral"] + 5e-5))
-    assert runs.load_run(run).table("predictions") is not None
+    _loads_whole(run)
 
 
 def test_duplicate_prediction_rows(run, refused):

@@ -104,7 +104,7 @@ def _damaged_checkpoint(env):
 
 
 def _holding_the_lock(env):
-    from pipeline.lock import RunLock
+    from records.lock import RunLock
     env.lock = RunLock(folder(env.root), "python -m pipeline run another.yaml")
     env.lock.acquire()
     return env.argv()

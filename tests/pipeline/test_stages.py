@@ -99,7 +99,11 @@ def expected_from_graph(overrides: list[str]) -> set[str]:
     names = {o.split("=", 1)[0] for o in overrides}
     readers = {s.name for s in stages.STAGES for name in names
                if any(name == r or name.startswith(r + ".") for r in s.reads)}
-    return readers | {d for r in readers for d in stages.downstream(r)}
+    # downstream closed over the declared upstream edges here, not with graph.downstream (the code under test)
+    moved = set(readers)
+    while grown := {s.name for s in stages.STAGES if set(s.upstream) & moved} - moved:
+        moved |= grown
+    return moved
 
 
 def test_graph_names_real_fields_tables_and_bodies():

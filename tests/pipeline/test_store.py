@@ -66,7 +66,10 @@ def test_stage_record_running_then_done_or_failed(tmp_path):
     m = store.manifest()
     assert m.is_done("data", "fp1") and not m.is_done("data", "other")
     assert m.stage("data").get("rows") == 3 and m.stage("data").get("epochs_done") == 1
-    assert m.stage("data").seconds == 1.5 and m.stage("data").end is not None
+    assert m.stage("data").seconds == 1.5
+    from datetime import datetime, timedelta, timezone
+    end = datetime.fromisoformat(m.stage("data").end)  # a UTC time of now, not merely some value
+    assert end.utcoffset() == timedelta(0) and abs(datetime.now(timezone.utc) - end) < timedelta(minutes=5)
     store.begin_stage("train", "fp2")
     store.fail_stage("train", 2.0, RuntimeError("loss became nan\nmore detail"))
     rec = json.loads(store.manifest_path.read_text())["stages"]["train"]
@@ -93,13 +96,23 @@ def test_running_stage_of_a_dead_process_is_interrupted(tmp_path):
     assert store.stage("train").state() == "running elsewhere"
 
 
-def test_every_table_write_is_recorded_after_the_file(tmp_path):
+def test_every_table_write_is_recorded_after_the_file(tmp_path, monkeypatch):
     """The manifest's `tables` entry is the sha256, rows and bytes of the file as written; shared tables get a
     digest per owner's rows too."""
     import hashlib
+
+    from records import faults
     store = RunStore(tmp_path / "run")
+    seen = []  # at each write point (bytes on disk, not yet renamed): which file, is the table there, is it recorded
+
+    def observe(path):
+        recorded = store.manifest_path.exists() and "predictions" in (store.manifest().tables or {})
+        seen.append((os.path.basename(path), store.table_path("predictions").exists(), recorded))
+    monkeypatch.setattr(faults, "point", observe)
     store.replace_rows("predictions", pd.concat([preds("baseline_head"), preds("finetuned", 2)]),
                        ["baseline_head", "finetuned"])
+    # the table is in place before its record is written, and unrecorded until then
+    assert seen == [("predictions.parquet", False, False), ("manifest.json", True, False)]
     m = store.manifest()
     data = store.table_path("predictions").read_bytes()
     assert m.tables["predictions"] == {"sha256": hashlib.sha256(data).hexdigest(), "rows": 5, "bytes": len(data)}

@@ -65,9 +65,17 @@ def test_a_manifest_without_a_seal_fails(run):
 
 
 def test_a_changed_table_fails_naming_it(run, made):
-    shutil.copy(made / "epochs.parquet", run / "samples.parquet")  # a valid parquet file, the wrong one
-    found = " ".join(problems(run))
-    assert "samples.parquet" in found
+    """One value changed in a table of the right schema: it still parses, only its checksum can tell."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    path = run / "samples.parquet"
+    table = pq.read_table(path)
+    df = table.to_pandas()
+    df.loc[0, "premise"] = "A hand-edited premise."
+    pq.write_table(pa.Table.from_pandas(df, schema=table.schema, preserve_index=False), path, compression="zstd")
+    assert pq.read_schema(path).equals(table.schema, check_metadata=False)
+    found = [p for p in problems(run) if "samples.parquet" in p]
+    assert len(found) == 1 and "samples.parquet is damaged: its checksum differs" in found[0], found
 
 
 def test_a_planted_file_fails(run):
