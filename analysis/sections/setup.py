@@ -102,8 +102,9 @@ def settings_table(f: RunFacts, sections, top_level: tuple[str, ...] = ()) -> Ma
 
 def hardware_table(f: RunFacts) -> Markdown:
     env, gpu = f.environment, f.gpu
-    rows = [("device", f.hardware)]
+    rows = [("used by the run (processes × GPU)", f.hardware)]
     if gpu:
+        rows.append(("in the machine", f.machine_hardware))
         rows += [("GPU memory (device total)", fmt.mem(gpu.get("memory_total_bytes"))), ("driver", gpu.get("driver", "?")),
                  ("CUDA", env.get("cuda") or "?")]
     else:
