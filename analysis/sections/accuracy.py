@@ -3,10 +3,13 @@ per-epoch validation."""
 from __future__ import annotations
 
 from analysis import fmt, stats
+from analysis.effective import short_model
 from analysis.facts import RunFacts
 from analysis.markdown import Markdown, bullets, text
 from analysis.original import Original
-from analysis.tables import table
+from analysis.published import published_snli
+from analysis.tables import bold, table
+from analysis.cases import LABELS
 from analysis.wording import plural, significance
 
 ROLES = {
@@ -73,3 +76,20 @@ def epoch_table(f: RunFacts) -> Markdown:
                      fmt.pct(test.value) if test else "not predicted"])
     return table(["epoch", "training loss (mean)", "validation loss", "validation accuracy",
                   "test accuracy of the checkpoint"], rows, align="rrrrr")
+
+
+def published_table(f: RunFacts) -> Markdown:
+    """Published SNLI test accuracies (external reference data, cited) beside this run's fine-tuned accuracy."""
+    p = published_snli()
+    rows = [[r.model, fmt.pct(r.accuracy), r.citation] for r in sorted(p.results, key=lambda r: r.accuracy)]
+    if "finetuned" in f.accuracy and f.accuracy_meaningful:
+        a = f.acc("finetuned")
+        rows.append([bold(f"this report: {short_model(f.run)}, fine-tuned"),
+                     bold(f"{fmt.pct(a.value)} [{fmt.pct(a.ci[0], 0)}, {fmt.pct(a.ci[1], 0)}]"),
+                     f"{a.n} strided test rows; run {f.name}"])
+    return table(["model", "test accuracy", "source"], rows, align="lrl", widths=[30, 12, 58])
+
+
+def label_name(i: int) -> str:
+    """A class index as its label ("entailment"); "no class" for the -1 of a run without predictions."""
+    return LABELS[i] if 0 <= i < len(LABELS) else "no class"

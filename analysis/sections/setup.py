@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from analysis import effective, fmt
+from analysis.effective import short_model
 from analysis.facts import RunFacts
 from analysis.markdown import Markdown, bullets, code, text
 from analysis.settings import help_markdown, section_help, settings
@@ -150,3 +151,19 @@ def applied_overrides(f: RunFacts) -> Markdown:
     """The tune's choice as the pipeline applied it, e.g. "`train.learning_rate=0.001`, `lora.r=4`"."""
     overrides = f.tuning.applied.overrides
     return Markdown(", ".join(code(o) for o in overrides) if overrides else "(none recorded)")
+
+
+def runs_table(R) -> Markdown:
+    """One line per run: what it stands for, its model and weights, the hardware it used, its training rows."""
+    rows = []
+    for f in R.runs:
+        role = "time, memory, parameters" if f.shape_only else "accuracy, cases, time, memory"
+        rows.append([f.name, role, short_model(f.run), f.hardware + (f", {fmt.gib(f.cap_bytes, 0)} cap" if f.cap_bytes else ""),
+                     f.manifest.compute_dtype or "?", fmt.integer(f.rows("train"), "?")])
+    return table(["run", "measures", "model", "hardware used", "dtype", "train rows"], rows,
+                 widths=[20, 18, 24, 20, 8, 8])
+
+
+def train_source(f: RunFacts) -> str | None:
+    """The SNLI split the training rows were taken from, as the manifest records it (None when not recorded)."""
+    return ((f.manifest.data.get("splits") or {}).get("train") or {}).get("source_split")

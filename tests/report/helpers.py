@@ -23,12 +23,11 @@ def html_text(path: Path) -> str:
 
 
 def pdf_text(path: Path) -> str | None:
-    """The text of a PDF (pdftotext), or None when poppler-utils is not installed. The zero-width spaces that
-    templates/report/header.typ puts into long words (break points) are removed: they are not the text."""
+    """The text of a PDF (pdftotext), or None when poppler-utils is not installed."""
     if not shutil.which("pdftotext"):
         return None
     out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True)
-    return squash(out.stdout.replace("\u200b", ""))
+    return squash(out.stdout)
 
 
 def section_headings(qmd: Path = QMD) -> dict[str, str]:

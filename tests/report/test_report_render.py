@@ -45,7 +45,21 @@ def expected_numbers(results: Path) -> dict:
 def test_outputs_and_nothing_else_in_the_site(rendered):
     assert rendered["html"].stat().st_size > 50_000
     assert rendered["typst"].read_bytes()[:5] == b"%PDF-"
-    assert sorted(p.name for p in rendered["out"].iterdir()) == ["index.html", "report.html", "report.pdf"]
+    assert sorted(p.name for p in rendered["out"].iterdir()) == ["index.html", "report-cases.csv", "report.html",
+                                                                 "report.pdf"]
+
+
+def test_the_full_case_list_is_a_csv_beside_the_report_and_linked(rendered):
+    """The body shows a few chosen rows of each kind; every compared test row is in the CSV it links to."""
+    import pandas as pd
+
+    from analysis.facts import report_facts
+    cases = pd.read_csv(rendered["out"] / "report-cases.csv")
+    H = report_facts(rendered["results"]).headline
+    mine = cases[cases["run"] == H.name]
+    assert len(mine) == len(H.cases) and set(mine["category"]) <= {"corrected", "regressed", "unresolved", "kept"}
+    assert (mine["category"].value_counts().get("corrected", 0)) == H.counts()["corrected"]
+    assert 'href="report-cases.csv"' in rendered["html"].read_text()
 
 
 def test_front_page_links_both_forms(rendered):
