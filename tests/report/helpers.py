@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from analysis.render.qmd import read
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 QMD = ROOT / "report.qmd"
 
@@ -32,4 +34,4 @@ def pdf_text(path: Path) -> str | None:
 
 def section_headings(qmd: Path = QMD) -> dict[str, str]:
     """{anchor: heading} of report.qmd's top-level sections, e.g. {"sec-time": "Time"}."""
-    return {m.group(2): m.group(1) for m in re.finditer(r"^# (.+?) \{#(sec-[\w-]+)\}$", qmd.read_text(), re.M)}
+    return {m.group(2): m.group(1) for m in re.finditer(r"^# (.+?) \{#(sec-[\w-]+)\}$", read(qmd), re.M)}

@@ -14,7 +14,7 @@ SECTIONS = ["Setup", "Accuracy", "Time", "Parameters", "Resources", "Corrected, 
 
 @pytest.fixture(scope="module")
 def document():
-    return qmd.parse(QMD.read_text())
+    return qmd.parse(qmd.read(QMD))
 
 
 def test_headings_and_anchors(document):
