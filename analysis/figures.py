@@ -57,9 +57,10 @@ def _png(fig) -> PNG:
     return PNG(buf.getvalue())
 
 
-def accuracy(facts, original) -> PNG | None:
-    """Test accuracy per model with Wilson 95 % intervals; the original study's two figures as markers."""
-    accs = list(facts.accuracy.values())
+def accuracy(facts, original, models=None) -> PNG | None:
+    """Test accuracy per model with Wilson 95 % intervals; the original study's two figures as markers.
+    `models`: only these (e.g. the baselines and the final model, without each epoch's checkpoint)."""
+    accs = [a for a in facts.accuracy.values() if models is None or a.model in models]
     if not accs or not facts.accuracy_meaningful:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(accs) + 1.2))

@@ -11,7 +11,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-FILTERS = [HERE / "conditional.lua", HERE / "fig_alt.lua", HERE / "crossref.lua", HERE / "callout.lua"]
+FILTERS = [HERE / "conditional.lua", HERE / "fig_alt.lua", HERE / "crossref.lua", HERE / "callout.lua",
+           HERE / "keep_together.lua"]
 # Page width, fonts and spacing of a bare pandoc page; Quarto's HTML has its own (Bootstrap) layout.
 FALLBACK_CSS = ROOT / "templates" / "report" / "fallback.css"
 
