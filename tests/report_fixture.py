@@ -231,7 +231,7 @@ SMALL_PARAMS = [
 def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: tuple[str, ...] | None = None,
               gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None,
               checksums: bool = True, test_rows: int = 100) -> Path:
-    """One run folder of `kind`; `test_rows` sampled test rows (one of them without a gold label)."""
+    """One run folder of `kind` with `test_rows` test rows (and one more sampled row, without a gold label)."""
     rng = np.random.default_rng(seed)
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
