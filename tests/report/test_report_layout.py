@@ -90,3 +90,19 @@ def test_fixture_text_keeps_its_spaces_around_inline_code(rendered):
             for m in re.finditer(r"(\w+) `([^`]+)`|`([^`]+)` (\w+)", h):
                 glued = m.group(1) + m.group(2) if m.group(1) else m.group(3) + m.group(4)
                 assert glued not in pdf, glued
+
+
+def test_cross_references_resolve_in_both_formats(rendered):
+    """@fig-, @tbl- and @sec- become "Figure 2", "Table 3", "Section 2", linked in the HTML, typst's own
+    references in the PDF; none is left unresolved ("?@...") or as written ("@tbl-...")."""
+    html = rendered["html"].read_text()
+    for kind, target in (("Table", "tbl-runs"), ("Figure", "fig-runs"), ("Section", "sec-accuracy")):
+        assert re.search(rf'<a href="#{target}"[^>]*>{kind} [\d.]+</a>', html), target
+        assert f'id="{target}"' in html, target
+    assert re.search(r'<figcaption>Figure \d+: ', html) and re.search(r"<caption>Table \d+: ", html)
+    text = html_text(rendered["html"])
+    assert "?@" not in text and not re.search(r"@(fig|tbl|sec)-", text)
+    if shutil.which("pdftotext"):
+        pdf = squash("".join(pages(rendered["typst"])))
+        assert re.search(r"\(Table \d+\)", pdf) and re.search(r"in Section 2 ", pdf)
+        assert "?@" not in pdf and not re.search(r"@(fig|tbl|sec)-", pdf)
