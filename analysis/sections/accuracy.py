@@ -17,7 +17,7 @@ ROLES = {
     "baseline_zeroshot": "pretrained causal LM scoring the three label words after the prompt (zero-shot)",
     "finetuned": "final adapter after the last epoch",
 }
-CONFUSION_MODELS = ("baseline_head", "baseline_zeroshot", "finetuned")
+MAIN_MODELS = ("baseline_head", "baseline_zeroshot", "finetuned")
 
 
 def role(model: str) -> str:
@@ -26,10 +26,12 @@ def role(model: str) -> str:
     return ROLES.get(model, model)
 
 
-def model_table(f: RunFacts, o: Original) -> Markdown:
+def model_table(f: RunFacts, o: Original, models=None) -> Markdown:
+    """Every model's test accuracy (or only `models`, e.g. without each epoch's checkpoint)."""
     original = {"baseline_head": o.accuracy_head, "finetuned": o.accuracy_finetuned}
     rows = [[m, role(m), f"{a.correct} / {a.n}", fmt.pct(a.value), f"{fmt.pct(a.ci[0])} – {fmt.pct(a.ci[1])}",
-             f"{fmt.pct(original[m], 0)} ({o.label})" if m in original else ""] for m, a in f.accuracy.items()]
+             f"{fmt.pct(original[m], 0)} ({o.label})" if m in original else ""] for m, a in f.accuracy.items()
+            if models is None or m in models]
     return table(["model", "what it is", "correct", "accuracy", "95 % interval (Wilson)", o.label], rows,
                  align="llrrrl", widths=[14, 36, 8, 9, 16, 14])
 
@@ -47,13 +49,14 @@ def paired_findings(f: RunFacts) -> Markdown:
                    f"p = {fmt.pvalue(p.p_value)}, {significance(p)}." for b, p in f.paired.items())
 
 
-def confusion_models(f: RunFacts) -> list[str]:
-    return [m for m in CONFUSION_MODELS if m in f.accuracy]
+def main_models(f: RunFacts) -> list[str]:
+    """The baselines and the final model the run has (each epoch's checkpoint left out): the main body's models."""
+    return [m for m in MAIN_MODELS if m in f.accuracy]
 
 
 def per_class_table(f: RunFacts) -> Markdown:
     rows = []
-    for m in confusion_models(f):
+    for m in main_models(f):
         for r in stats.per_class(f.test, m).itertuples():
             rows.append([m, r.label, fmt.num(r.precision, 2, "undefined (never predicted)"), fmt.num(r.recall, 2),
                          fmt.num(r.f1, 2, "undefined"), r.predicted, r.support])
@@ -62,7 +65,7 @@ def per_class_table(f: RunFacts) -> Markdown:
 
 def macro_f1(f: RunFacts) -> Markdown:
     """e.g. "baseline_head 0.154, finetuned 0.775"."""
-    return Markdown(", ".join(f"{text(m)} {fmt.num(stats.macro_f1(f.test, m), 3)}" for m in confusion_models(f)))
+    return Markdown(", ".join(f"{text(m)} {fmt.num(stats.macro_f1(f.test, m), 3)}" for m in main_models(f)))
 
 
 def epoch_table(f: RunFacts) -> Markdown:
