@@ -97,8 +97,11 @@ class RunFacts:
     @property
     def one_class(self) -> tuple[int, int, int]:
         """(label, rows, of): the class the untrained-head baseline predicts most and on how many of its test
-        rows; (-1, 0, 0) without its predictions. An untrained head often predicts one class for every row."""
+        rows; (-1, 0, 0) without its predictions or with random weights. An untrained head often predicts one
+        class for every row."""
         t = self.test[self.test["model"] == "baseline_head"] if len(self.test) else self.test
+        if not self.accuracy_meaningful:
+            return (-1, 0, 0)
         if not len(t):
             return (-1, 0, 0)
         top = t["pred"].value_counts()
