@@ -12,6 +12,7 @@ Which run answers a criterion: accuracy, the first run with real weights and a b
 parameter counts (ReportFacts.time_run), the run with a memory cap for memory where there is one."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from analysis import fmt
@@ -57,7 +58,8 @@ def accuracy(R: ReportFacts, model: str, original: float, name: str) -> Criterio
         why += f"; on another model ({text(short_model(f.run))})"
     twin = R.twin_of(f)
     if model == "finetuned" and twin is not None and "finetuned" in twin.accuracy:
-        why += f"; its 2-GPU twin, which learns as another seed would, got {fmt.pct(twin.acc('finetuned').value)}"
+        why += (f"; its {twin.world_size}-GPU twin, which learns as another seed would, got "
+                f"{fmt.pct(twin.acc('finetuned').value)}")
     return Criterion(name, Markdown(f"{_interval(f, model)}; {_run(f)}"), orig, WITHIN if inside else DIFFERS,
                      Markdown(why))
 
@@ -71,8 +73,10 @@ def time(R: ReportFacts) -> Criterion:
     ours = Markdown(f"{fmt.seconds(f.finetune_seconds)}, {f.epochs_done} epochs; {_run(f)} (random weights)")
     same_gpu = bool(f.gpu_model) and f.gpu_model in o.hardware
     if not same_gpu:
+        recipe = f" and a recipe of its own ({len(f.recipe_differences)} differences, named under Time)" \
+            if f.recipe_differences else ""
         return Criterion("fine-tuning time", ours, orig, NOT_COMPARABLE, Markdown(
-            f"another GPU ({text(f.gpu_model or 'none')}, not the original's); a T4’s time was not measured"))
+            f"another GPU ({text(f.gpu_model or 'none')}, not the original's){recipe}; a T4’s time was not measured"))
     ratio = f.finetune_seconds / o.finetune_seconds
     return Criterion("fine-tuning time", ours, orig, WITHIN if 0.9 <= ratio <= 1.1 else DIFFERS,
                      Markdown(f"{fmt.num(ratio, 2)} times the original's time on the same GPU model"))
@@ -103,7 +107,7 @@ def gpu_memory(R: ReportFacts) -> Criterion:
     o = R.original
     orig = f"{fmt.gb(o.gpu_memory_bytes)}" + (" (a T4’s capacity)" if o.gpu_figure_is_capacity else "")
     f = next((g for g in R.capped if g.name in R.param_match), None) or R.time_run
-    if f is None or f.cap.allocated != f.cap.allocated and f.peak_gpu_bytes != f.peak_gpu_bytes:
+    if f is None or (not f.cap.measured and math.isnan(f.peak_gpu_bytes)):
         return Criterion("peak GPU memory", Markdown(NO_RUN), orig, NO_RUN, Markdown("no run of the original's shape"))
     if f.cap.applies:
         ours = Markdown(f"{fmt.gib(f.cap.reserved)} reserved at most, under a {fmt.gib(f.cap.cap)} cap; {_run(f)}")
@@ -112,8 +116,8 @@ def gpu_memory(R: ReportFacts) -> Criterion:
     if o.gpu_figure_is_capacity:
         why = "the original's figure is a card's capacity, not a measured peak"
         if f.cap.applies and f.cap.measured:
-            why += f"; this run's peak fits a T4’s memory ({f.cap.cap and fmt.gib(f.cap.cap)} cap)" if f.cap.within \
-                else "; this run's peak exceeds its T4-sized cap"
+            why += (f"; this run's peak fits a T4’s memory ({fmt.gib(f.cap.cap)} cap)" if f.cap.within
+                    else "; this run's peak exceeds its T4-sized cap")
         return Criterion("peak GPU memory", ours, orig, NOT_COMPARABLE, Markdown(why))
     return Criterion("peak GPU memory", ours, orig, NOT_COMPARABLE, Markdown("another GPU and recipe"))
 
