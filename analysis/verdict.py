@@ -123,7 +123,7 @@ def gpu_memory(R: ReportFacts) -> Criterion:
 
 
 def cases(R: ReportFacts) -> Criterion:
-    f, o = R.accuracy_run, R.original
+    f = R.accuracy_run
     orig = "cases listed, with a reason for each; no counts"
     if f is None:
         return Criterion("failure cases", Markdown(NO_RUN), orig, NO_RUN, Markdown("no run with real weights has test predictions"))

@@ -3,13 +3,13 @@ per-epoch validation."""
 from __future__ import annotations
 
 from analysis import fmt, stats
+from analysis.cases import LABELS
 from analysis.effective import short_model
 from analysis.facts import RunFacts
 from analysis.markdown import Markdown, bullets, text
 from analysis.original import Original
 from analysis.published import published_snli
 from analysis.tables import bold, table
-from analysis.cases import LABELS
 from analysis.wording import plural, significance
 
 ROLES = {

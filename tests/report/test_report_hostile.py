@@ -16,9 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pandas as pd
 import pytest
 
-from analysis.sections.cases import CASE_FILE
-
 from analysis import render
+from analysis.sections.cases import CASE_FILE
 from tests.report.helpers import html_text, pdf_text
 from tests.report.test_report_browser import chromium
 from tests.report_fixture import edit_manifest, rewrite_table, write_run
