@@ -13,7 +13,7 @@ FENCE_OPEN = re.compile(r"^```+\s*\{python([^}]*)\}\s*$")
 FENCE_CLOSE = re.compile(r"^```+\s*$")
 OPTION = re.compile(r"^#\|\s?(.*)$")
 # Quarto's include shortcode on a line of its own: {{< include _file.qmd >}}
-INCLUDE = re.compile(r"^\{\{<\s*include\s+(\S+)\s*>\}\}\s*$", re.MULTILINE)
+INCLUDE = re.compile(r"^\{\{<[ \t]*include[ \t]+(\S+)[ \t]*>\}\}[ \t]*$", re.MULTILINE)
 # An inline expression: one backtick (not two), `{python}`, a space or tab, then anything but a backtick.
 INLINE = re.compile(r"(^|[^`])`\{python\}[ \t]([^`]+)`", re.MULTILINE)
 
