@@ -251,7 +251,8 @@ def runs_overview(report) -> PNG | None:
     if capacity:
         cap = original.gpu_memory_bytes / fmt.GIB
         axes[1].axvline(cap, color="#c44e52", ls="--", lw=1)
-        axes[1].text(cap, y[-1] - 0.6, f" T4 capacity {cap:,.1f} GiB", color="#c44e52", fontsize=7, va="top")
+        axes[1].text(cap, y[0] - 0.45, f"T4 capacity\n{cap:,.1f} GiB ", color="#c44e52", fontsize=7, va="top",
+                     ha="right")
     fig.tight_layout()
     return _png(fig)
 

@@ -41,6 +41,7 @@ def test_verdict_and_substitutions_are_on_the_first_pdf_page_before_the_contents
     first = squash(pages(rendered["typst"])[0])
     assert first.index("Verdict at a glance") < first.index("What stands in for what, and why") < first.index("Contents")
     assert "within noise of the original" in first or "not comparable here" in first or "not measured here" in first
+    assert "Appendix G: Reproducibility" in first  # the contents end on page 1 too
 
 
 @needs_pdftotext
