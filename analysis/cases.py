@@ -129,3 +129,35 @@ def gold_error_rates(cases: pd.DataFrame) -> pd.DataFrame:
         rows.append({"label": name, "rows": len(sub), "unresolved": int((sub["category"] == "unresolved").sum()),
                      "ft_wrong": int(sub["category"].isin(["unresolved", "regressed"]).sum())})
     return pd.DataFrame(rows)
+
+
+SHOWN = 4  # examples of each kind the report's body shows; the full lists go to a CSV file beside it
+
+
+def confidence(cases: pd.DataFrame, which: str = "ft") -> pd.Series:
+    """The probability a model gave its own prediction, per row (`which`: "ft" or "base")."""
+    probs = np.column_stack([cases[f"p_{name}_{which}"].to_numpy() for name in LABELS])
+    return pd.Series(probs[np.arange(len(cases)), cases[f"pred_{which}"].astype(int).to_numpy()], index=cases.index)
+
+
+def chosen(cases: pd.DataFrame, category: str, k: int = SHOWN) -> pd.DataFrame:
+    """The `k` rows of a category the fine-tuned model was most sure of (ties: lowest idx first): its clearest
+    corrections, and its most confident mistakes among regressed and unresolved rows."""
+    sub = cases[cases["category"] == category] if len(cases) else cases
+    if not len(sub):
+        return sub
+    order = pd.DataFrame({"c": -confidence(sub), "idx": sub["idx"]}).sort_values(["c", "idx"]).index
+    return sub.loc[order[:k]]
+
+
+def full_list(cases: pd.DataFrame) -> pd.DataFrame:
+    """Every compared row in words, one row each, for the CSV beside the report."""
+    if not len(cases):
+        return pd.DataFrame()
+    name = dict(enumerate(LABELS))
+    return pd.DataFrame({
+        "idx": cases["idx"].astype(int), "category": cases["category"], "premise": cases["premise"],
+        "hypothesis": cases["hypothesis"], "gold": cases["label"].map(name),
+        "baseline": cases["pred_base"].map(name), "baseline_p": confidence(cases, "base").round(4),
+        "finetuned": cases["pred_ft"].map(name), "finetuned_p": confidence(cases, "ft").round(4),
+        "cues": cue_list(cases)})

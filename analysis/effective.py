@@ -55,3 +55,15 @@ def frozen_weights_dtype(run: Run) -> str:
     """The dtype of the weights that are not 4-bit (embeddings, norms, biases, the frozen head), as loaded."""
     got = _lookup(run, "effective.model.frozen_weights_dtype")
     return NOT_RECORDED if got is MISSING else str(got)
+
+
+def short_model(run: Run) -> str:
+    """The base model in a few words for a sentence or a table cell: a GGUF file's model name without its
+    quantization suffix ("SmolLM2-135M-Instruct"), a hub or local name as written, "random weights" added
+    for a shape-only run. The full identity (file, package, hash) is model_text's."""
+    got = _lookup(run, "effective.model.name")
+    name = run.cfg("model.name") or "unknown model"
+    if isinstance(got, dict) and got.get("file"):
+        stem = str(got["file"]).removesuffix(".gguf")
+        name = stem.rsplit(".", 1)[0] if "." in stem else stem
+    return f"{name} (random weights)" if run.cfg("model.source") == "random" else str(name)

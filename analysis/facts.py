@@ -16,10 +16,11 @@ from functools import cached_property
 
 import pandas as pd
 
-from analysis import cases, effective, processes, resources, stage_states, stats, training
+from analysis import cases, cost, effective, processes, recipe, resources, stage_states, stats, training
 from analysis.disk import Disk, MachineTotals, machine_totals, run_disk
 from analysis.history import TestHistory, history_of
 from analysis.original import Original, original_study
+from analysis.published import PublishedResults, published_snli
 from analysis.runs import Run, Selection, select
 from analysis.tuning import Tuning, tuning_of
 from analysis.verification import Verification, verification_of
@@ -96,6 +97,23 @@ class RunFacts:
         c = self.cases if baseline == "baseline_head" else cases.case_table(self.test, baseline, "finetuned")
         return cases.counts(c) if len(c) else None
 
+    @property
+    def one_class(self) -> tuple[int, int, int]:
+        """(label, rows, of): the class the untrained-head baseline predicts most and on how many of its test
+        rows; (-1, 0, 0) without its predictions or with random weights. An untrained head often predicts one
+        class for every row."""
+        t = self.test[self.test["model"] == "baseline_head"] if len(self.test) else self.test
+        if not self.accuracy_meaningful:
+            return (-1, 0, 0)
+        if not len(t):
+            return (-1, 0, 0)
+        top = t["pred"].value_counts()
+        return (int(top.index[0]), int(top.iloc[0]), len(t))
+
+    def epoch_test_accuracy(self) -> dict[int, float]:
+        """{epoch: test accuracy of that epoch's checkpoint} where the run scored them."""
+        return {int(m[6:]): a.value for m, a in self.accuracy.items() if m.startswith("epoch_") and m[6:].isdigit()}
+
     def counts(self, baseline: str = "baseline_head") -> dict[str, int]:
         """case_counts, with zeros where there are no cases."""
         return self.case_counts(baseline) or dict.fromkeys(cases.CATEGORIES, 0)
@@ -170,6 +188,14 @@ class RunFacts:
     def test_history_matters(self) -> bool:
         """Scoring the test rows more than once misleads only where accuracy means something."""
         return self.accuracy_meaningful and (bool(self.accuracy) or self.test_history.count > 0)
+
+    @property
+    def gpu_time(self) -> cost.GpuTime:
+        return cost.gpu_time(self.run)
+
+    @property
+    def recipe_differences(self) -> list:
+        return recipe.differences(self.run)
 
     # --- provenance ---
     @cached_property
@@ -258,6 +284,7 @@ class ReportFacts:
     selection: Selection
     original: Original
     runs: list[RunFacts] = field(default_factory=list)
+    published: PublishedResults = field(default_factory=published_snli)  # published SNLI results (reference)
 
     @property
     def headline(self) -> RunFacts:
@@ -297,6 +324,41 @@ class ReportFacts:
         """The one-process run of this report that did the same work as `f` (processes.same_work)."""
         twin = processes.counterpart(f.run, [g.run for g in self.runs])
         return next((g for g in self.runs if g.run is twin), None)
+
+    @property
+    def accuracy_run(self) -> RunFacts | None:
+        """The first run with real weights and a baseline / fine-tuned pair: the report's accuracy figure."""
+        return next((f for f in self.runs if f.has_pair), None)
+
+    @property
+    def time_run(self) -> RunFacts | None:
+        """The like-for-like run for time and memory: the original's parameter counts (its architecture), one
+        process, no memory cap, epochs measured; None when the report has no such run."""
+        return next((f for f in self.runs if f.name in self.param_match and f.world_size == 1 and not f.cap_bytes
+                     and f.epochs is not None), None)
+
+    @property
+    def original_shape_logical(self) -> float:
+        """Logical parameters of the first run with the original's stored and trainable counts (NaN without)."""
+        return next((f.params.logical for f in self.runs if f.name in self.param_match), math.nan)
+
+    def twin_of(self, f: RunFacts | None) -> RunFacts | None:
+        """The run over several GPUs that did the same work as the one-process run `f`."""
+        return next((g for g in self.multi_process if f is not None and self.one_process_twin(g) is f), None)
+
+    def epoch_gap(self, a: RunFacts | None, b: RunFacts | None) -> tuple[float, int | None]:
+        """(largest difference, its epoch) between two runs' per-epoch test accuracies; (NaN, None) without both."""
+        ea = a.epoch_test_accuracy() if a else {}
+        eb = b.epoch_test_accuracy() if b else {}
+        both = sorted(set(ea) & set(eb))
+        if not both:
+            return (math.nan, None)
+        e = max(both, key=lambda k: abs(ea[k] - eb[k]))
+        return (abs(ea[e] - eb[e]), e)
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(f.gpu_time.gpu_hours for f in self.runs)
 
     @property
     def remote_code_runs(self) -> list[str]:

@@ -57,9 +57,10 @@ def _png(fig) -> PNG:
     return PNG(buf.getvalue())
 
 
-def accuracy(facts, original) -> PNG | None:
-    """Test accuracy per model with Wilson 95 % intervals; the original study's two figures as markers."""
-    accs = list(facts.accuracy.values())
+def accuracy(facts, original, models=None) -> PNG | None:
+    """Test accuracy per model with Wilson 95 % intervals; the original study's two figures as markers.
+    `models`: only these (e.g. the baselines and the final model, without each epoch's checkpoint)."""
+    accs = [a for a in facts.accuracy.values() if models is None or a.model in models]
     if not accs or not facts.accuracy_meaningful:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(accs) + 1.2))
@@ -222,26 +223,36 @@ def resource_timeline(facts) -> PNG | None:
 
 
 def runs_overview(report) -> PNG | None:
-    """Fine-tuning time and peak GPU memory per run, the original study's beside them."""
+    """Fine-tuning time and peak GPU memory per run, each labelled with the hardware it used, the original
+    study's time beside them. The original's GPU figure is a card's capacity, not a peak: it is drawn as a
+    dashed capacity line, never as a bar beside measured peaks."""
     if not report.runs:
         return None
     original, rows = report.original, report.runs
-    names = [original.label] + [label(f.name) for f in rows]
+    names = [f"{original.label} (reference)\n{label(original.hardware, 60)}"] + \
+        [f"{label(f.name)}\n{label(f.hardware, 60)}" for f in rows]
     times = [original.finetune_seconds] + [f.finetune_seconds for f in rows]
-    mems = [original.gpu_memory_bytes / fmt.GIB] + [f.peak_gpu_bytes / fmt.GIB for f in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 0.45 * len(names) + 1.3))
+    capacity = original.gpu_figure_is_capacity
+    mems = [None if capacity else original.gpu_memory_bytes / fmt.GIB] + [f.peak_gpu_bytes / fmt.GIB for f in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 0.55 * len(names) + 1.3))
     y = np.arange(len(names))[::-1]
     for ax, vals, title in ((axes[0], times, "fine-tuning time, s"), (axes[1], mems, "peak GPU memory, GiB")):
         colours = ["#c44e52"] + ["#4c72b0"] * len(rows)
-        for yi, v, c in zip(y, vals, colours, strict=False):
+        for i, (yi, v, c) in enumerate(zip(y, vals, colours, strict=False)):
             if v is None or (isinstance(v, float) and math.isnan(v)):
-                ax.text(0, yi, " not measured", va="center", fontsize=8, color="#666666")
+                why = " a card's capacity, not a peak (dashed line)" if i == 0 and capacity else " not measured"
+                ax.text(0, yi, why, va="center", fontsize=7, color="#666666")
             else:
                 ax.barh(yi, v, color=c, height=0.6)
                 ax.text(v, yi, f" {v:,.0f}" if v >= 100 else f" {v:,.1f}", va="center", fontsize=8)
-        ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
+        ax.set_yticks(y, names if ax is axes[0] else [""] * len(names), fontsize=7)
         ax.set_title(title)
         ax.margins(x=0.25)
+    if capacity:
+        cap = original.gpu_memory_bytes / fmt.GIB
+        axes[1].axvline(cap, color="#c44e52", ls="--", lw=1)
+        axes[1].text(cap, y[0] - 0.45, f"T4 capacity\n{cap:,.1f} GiB ", color="#c44e52", fontsize=7, va="top",
+                     ha="right")
     fig.tight_layout()
     return _png(fig)
 

@@ -79,6 +79,15 @@ def text(value) -> Markdown:
     return Markdown(_SPECIAL.sub(r"\\\1", _one_line(value)))
 
 
+def spaced(value) -> Markdown:
+    """text(value), keeping one space where the value starts or ends with white space: for a piece of a
+    sentence that is joined to a code span ("Run " + `gelu_new` + " as ..."), whose spaces text() would drop."""
+    s = str(value)
+    lead = " " if s[:1].isspace() else ""
+    trail = " " if s[-1:].isspace() and s.strip() else ""
+    return Markdown(lead + text(s) + trail)
+
+
 def code(value) -> Markdown:
     """Untrusted text in a code span, verbatim: the fence is longer than any run of backticks inside."""
     s = "not recorded" if value is None else _one_line(value)

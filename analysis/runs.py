@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from analysis import integrity, validate
+from analysis import integrity, processes, validate
 from analysis.errors import ReportError
 from analysis.markdown import one_line
 from records.manifest import Manifest, ManifestError, StageRecord
@@ -74,13 +74,35 @@ class Run:
         return self.environment.get("gpu") or None
 
     @property
+    def processes(self) -> int:
+        """Processes the run was launched with (the manifest's `processes`; absent = one process)."""
+        return processes.world_size(self)
+
+    @property
+    def gpu_model(self) -> str | None:
+        """The GPU model the run's processes used: each rank's recorded GPU where the manifest lists ranks,
+        else the machine's GPU name; None on a CPU-only run. Several models read "A + B"."""
+        ranks = (self.manifest.processes or {}).get("ranks") or []
+        names = list(dict.fromkeys(str(r.get("gpu")) for r in ranks if r.get("gpu")))
+        if names:
+            return " + ".join(names)
+        return str(self.gpu.get("name") or "GPU") if self.gpu else None
+
+    @property
     def hardware(self) -> str:
-        gpu = self.gpu
-        if gpu:
-            n = gpu.get("count") or 1
-            return f"{n} × {gpu.get('name', 'GPU')}" if n > 1 else str(gpu.get("name", "GPU"))
+        """What the run used: its processes x its GPU model, e.g. "1 × NVIDIA H200" for a one-process run on a
+        machine with two (the machine's total is `machine_hardware`)."""
+        if self.gpu_model:
+            return f"{self.processes} × {self.gpu_model}"
         cores = (self.environment.get("cpu") or {}).get("logical_cores")
         return f"CPU only ({cores} logical cores)" if cores else "CPU only"
+
+    @property
+    def machine_hardware(self) -> str:
+        """The machine the run was on: its GPU count x model, e.g. "2 × NVIDIA H200" (not what the run used)."""
+        if not self.gpu:
+            return self.hardware
+        return f"{self.gpu.get('count') or 1} × {self.gpu.get('name', 'GPU')}"
 
     @property
     def cap_bytes(self) -> float | None:

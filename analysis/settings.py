@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from analysis.markdown import Markdown, code, text
+from analysis.markdown import Markdown, code, spaced, text
 from analysis.runs import Run
 from records import config
 
@@ -85,7 +85,7 @@ def help_markdown(help: str) -> Markdown:
     parts = help.split("`")
     if len(parts) % 2 == 0:  # an unmatched backtick: no code spans at all
         return text(help)
-    return Markdown("".join(code(p) if i % 2 else text(p) for i, p in enumerate(parts)))
+    return Markdown("".join(code(p) if i % 2 else spaced(p) for i, p in enumerate(parts)))
 
 
 def value_text(v) -> str:

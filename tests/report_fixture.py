@@ -230,7 +230,8 @@ SMALL_PARAMS = [
 
 def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: tuple[str, ...] | None = None,
               gpu_util: tuple[float, float] = (40, 95), tuning_source: str | None = None,
-              checksums: bool = True) -> Path:
+              checksums: bool = True, test_rows: int = 100) -> Path:
+    """One run folder of `kind` with `test_rows` test rows (and one more sampled row, without a gold label)."""
     rng = np.random.default_rng(seed)
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -238,7 +239,7 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
     in_progress = kind == "cpu"
     epochs_total = {"gpu": 3, "shape": 2, "cpu": 2}[kind]
     epochs_done = 1 if in_progress else epochs_total
-    n = {"train": 60, "validation": 40, "test": 100}
+    n = {"train": 60, "validation": 40, "test": test_rows}
     sample_cols = {c: [] for c in TABLES["samples"].names}
     split_rows, split_data = {}, {}
     for split in ("train", "validation", "test"):

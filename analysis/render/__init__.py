@@ -65,7 +65,7 @@ def render(results: Path | None = None, out: Path | None = None, runs: str | Non
     check_runs(results, runs, strict)
     # The kernel selects again, from the same inputs, so its notes (e.g. "listed but not found") match these.
     env = {"REPORT_RESULTS": str(results), "REPORT_RUNS": runs or os.environ.get("REPORT_RUNS", ""),
-           "MPLBACKEND": "Agg",
+           "MPLBACKEND": "Agg", "REPORT_SITE": str(out),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     out.mkdir(parents=True, exist_ok=True)
     if engine == "quarto" or (engine == "auto" and quarto.available()):

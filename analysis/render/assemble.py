@@ -84,13 +84,25 @@ def _outputs(cell, opts: dict, fig_dir: Path, doc_dir: Path) -> list[str]:
             if "image/png" in data:
                 path = fig_dir / f"{label}-{n}.png"
                 path.write_bytes(base64.b64decode(data["image/png"]))
-                alt = f"{{fig-alt={_attribute(opts['fig-alt'])}}}" if opts.get("fig-alt") else ""
-                parts.append(f"![{opts.get('fig-cap', '')}]({path.relative_to(doc_dir).as_posix()}){alt}")
+                attrs = ([f"#{label}"] if label.startswith("fig-") and n == 1 else []) + \
+                    ([f"fig-alt={_attribute(opts['fig-alt'])}"] if opts.get("fig-alt") else [])
+                attr = "{" + " ".join(attrs) + "}" if attrs else ""
+                parts.append(f"![{opts.get('fig-cap', '')}]({path.relative_to(doc_dir).as_posix()}){attr}")
             elif "text/markdown" in data:
                 parts.append(data["text/markdown"])
             elif "text/plain" in data:
                 parts.append(data["text/plain"] if asis else f"```\n{data['text/plain']}\n```")
     return parts
+
+
+def _table_caption(parts: list[str], opts: dict) -> list[str]:
+    """A cell labelled `tbl-...` with `tbl-cap`: its table gets the caption and the label (pandoc's
+    `: caption {#tbl-x}` after the table), so @tbl-x can refer to it, as Quarto does. No output, no caption."""
+    label, cap = str(opts.get("label", "")), opts.get("tbl-cap")
+    text = "\n\n".join(p.strip("\n") for p in parts).strip()
+    if not (label.startswith("tbl-") and cap and text):
+        return parts
+    return [f"{text}\n\n: {' '.join(str(cap).split())} {{#{label}}}"]
 
 
 def assemble(meta: dict, nb, defaults: dict, fig_dir: Path, doc_dir: Path, name: str = "report.qmd") -> str:
@@ -107,5 +119,5 @@ def assemble(meta: dict, nb, defaults: dict, fig_dir: Path, doc_dir: Path, name:
             code = "\n".join(ln for ln in cell.source.splitlines() if not OPTION.match(ln))
             parts.append(f"```python\n{code.strip()}\n```")
         if opts.get("output") is not False:
-            parts += _outputs(cell, opts, fig_dir, doc_dir)
+            parts += _table_caption(_outputs(cell, opts, fig_dir, doc_dir), opts)
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"

@@ -36,7 +36,7 @@ def document_formats(meta: dict, project: dict, wanted: list[str]) -> dict[str, 
 
 def render_document(path: Path, out: Path, build: Path, formats: list[str], env: dict, step) -> dict[str, Path]:
     """Render one .qmd into `out` (`build` keeps the markdown, typst source and figures)."""
-    meta, cells = qmd.parse(path.read_text(), path.name)
+    meta, cells = qmd.parse(qmd.read(path), path.name)
     project = project_config()
     targets = document_formats(meta, project, formats)
     if not targets:

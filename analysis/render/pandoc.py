@@ -3,6 +3,7 @@ package write the PDF. Both read the format options of _quarto.yml and apply Qua
 and fig-alt (the Lua filters beside this file)."""
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-FILTERS = [HERE / "conditional.lua", HERE / "fig_alt.lua"]
+FILTERS = [HERE / "conditional.lua", HERE / "fig_alt.lua", HERE / "crossref.lua", HERE / "callout.lua",
+           HERE / "keep_together.lua"]
 # Page width, fonts and spacing of a bare pandoc page; Quarto's HTML has its own (Bootstrap) layout.
 FALLBACK_CSS = ROOT / "templates" / "report" / "fallback.css"
 
@@ -43,6 +45,22 @@ def common_args(options: dict) -> list[str]:
     return args + (["--number-sections"] if options.get("number-sections") else [])
 
 
+# pandoc writes the contents before the body; a document that has a `::: {#contents}` placeholder (report.qmd:
+# after the verdict, so that the first screen shows it) gets them there instead. Quarto's HTML puts them in
+# a side bar, so the placeholder stays empty there.
+_NAV = re.compile(r'<nav id="TOC" role="doc-toc">.*?</nav>\n?', re.S)
+_PLACEHOLDER = re.compile(r'<div id="contents">\s*</div>')
+
+
+def place_contents(html: str) -> str:
+    """Move pandoc's <nav id="TOC"> to the document's contents placeholder, where there is one."""
+    nav = _NAV.search(html)
+    if not nav or not _PLACEHOLDER.search(html):
+        return html
+    html = html[:nav.start()] + html[nav.end():]
+    return _PLACEHOLDER.sub(lambda _: nav.group(0).replace("<nav ", '<nav class="contents" ', 1), html, count=1)
+
+
 def write_html(md: Path, out: Path, options: dict) -> None:
     """options: _quarto.yml's format.html."""
     args = [md.name, "-f", "markdown", "-t", "html", "--standalone", "--embed-resources", "-o", str(out),
@@ -50,6 +68,7 @@ def write_html(md: Path, out: Path, options: dict) -> None:
     for css in _list(options.get("css")):
         args += ["--css", str(ROOT / css)]
     run_pandoc(args, md.parent)
+    out.write_text(place_contents(out.read_text()))
 
 
 def write_pdf(md: Path, out: Path, options: dict) -> None:
@@ -62,7 +81,9 @@ def write_pdf(md: Path, out: Path, options: dict) -> None:
     meta_file = md.parent / "typst-meta.yaml"
     meta_file.write_text(yaml.safe_dump(meta))
     typ = md.with_suffix(".typ")
-    args = [md.name, "-f", "markdown", "-t", "typst", "--standalone", "--metadata-file", meta_file.name,
+    # typst-smart: pandoc writes quotes and apostrophes as the characters they are and turns typst's smart
+    # quotes off, where typst would read the apostrophe after a digit ("T4's") as a prime.
+    args = [md.name, "-f", "markdown", "-t", "typst-smart", "--standalone", "--metadata-file", meta_file.name,
             "-o", typ.name, *[a for a in common_args(options) if a != "--number-sections"]]
     for header in _list(options.get("include-in-header")):
         args += ["--include-in-header", str(ROOT / header)]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
 FENCE_OPEN = re.compile(r"^```+\s*\{python([^}]*)\}\s*$")
 FENCE_CLOSE = re.compile(r"^```+\s*$")
 OPTION = re.compile(r"^#\|\s?(.*)$")
+# Quarto's include shortcode on a line of its own: {{< include _file.qmd >}}
+INCLUDE = re.compile(r"^\{\{<[ \t]*include[ \t]+(\S+)[ \t]*>\}\}[ \t]*$", re.MULTILINE)
 # An inline expression: one backtick (not two), `{python}`, a space or tab, then anything but a backtick.
 INLINE = re.compile(r"(^|[^`])`\{python\}[ \t]([^`]+)`", re.MULTILINE)
 
@@ -29,6 +32,25 @@ class Cell:
 def inline_expressions(markdown: str) -> list[str]:
     """The expressions of a markdown cell, in order (repeats included, as Quarto sends them)."""
     return [m.group(2) for m in INLINE.finditer(markdown)]
+
+
+def read(path: Path) -> str:
+    """A .qmd's text with its includes resolved, as Quarto resolves them before running anything: each
+    `{{< include _part.qmd >}}` line becomes that file's text. Only a file beside the document, named as
+    Quarto's project leaves unrendered (a leading `_`), and not included from an included file."""
+    path = Path(path)
+    text = path.read_text()
+
+    def part(m: re.Match) -> str:
+        name = m.group(1)
+        target = path.parent / name
+        if "/" in name or "\\" in name or not name.startswith("_") or not target.is_file():
+            raise QmdError(f"{path.name}: include {name!r} must name a `_...` file beside it (fix the shortcode)")
+        inner = target.read_text()
+        if INCLUDE.search(inner):
+            raise QmdError(f"{name}: an included file may not include another")
+        return inner.rstrip("\n")
+    return INCLUDE.sub(part, text)
 
 
 def split_front_matter(text: str, name: str) -> tuple[dict, str]:

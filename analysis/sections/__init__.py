@@ -10,6 +10,6 @@ from analysis.sections import (  # noqa: F401  (report.qmd reaches them as secti
     resources,
     runs,
     setup,
-    summary,
     time,
+    verdict,
 )

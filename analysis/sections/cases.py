@@ -3,16 +3,20 @@ the surface cues of the unresolved ones."""
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
 from analysis import cases as cs
 from analysis import fmt
-from analysis.facts import BASELINES, RunFacts
+from analysis.facts import BASELINES, ReportFacts, RunFacts
 from analysis.markdown import Markdown
 from analysis.tables import table
 from records.schema import LABELS
 
+SITE = Path(__file__).resolve().parent.parent.parent / "_site"  # the project's output-dir (_quarto.yml)
 HEADER = ["test idx", "premise", "hypothesis", "gold", "baseline (head)", "fine-tuned"]
 WIDTHS = [6, 34, 26, 10, 14, 14]
 
@@ -31,20 +35,44 @@ def _label(i) -> str:
         return str(i)
 
 
-def case_table(f: RunFacts, category: str) -> Markdown:
-    """The test rows of one category; unresolved rows also name their cues."""
-    df = f.cases[f.cases["category"] == category] if len(f.cases) else pd.DataFrame()
+def example_table(f: RunFacts, category: str) -> Markdown:
+    """The chosen rows of one category (cases.chosen: those the fine-tuned model was most sure of), each with
+    its cues; the full list is in the CSV file (case_file)."""
+    df = cs.chosen(f.cases, category)
     if not len(df):
         return Markdown("None.")
-    with_cues = category == "unresolved"
-    cues = cs.cue_list(f.cases).loc[df.index] if with_cues else None
-    rows = []
-    for i, row in df.iterrows():
-        cells = [int(row["idx"]), row["premise"], row["hypothesis"], _label(row["label"]), _prediction(row, "base"),
-                 _prediction(row, "ft")]
-        rows.append(cells + ([cues.loc[i]] if with_cues else []))
-    return table(HEADER + (["cues"] if with_cues else []), rows, align="rlllll" + ("l" if with_cues else ""),
-                 widths=WIDTHS + ([10] if with_cues else []))
+    cues = cs.cue_list(df)
+    rows = [[int(row["idx"]), row["premise"], row["hypothesis"], _label(row["label"]), _prediction(row, "base"),
+             _prediction(row, "ft"), cues.loc[i]] for i, row in df.iterrows()]
+    return table(HEADER + ["cues"], rows, align="rllllll", widths=WIDTHS + [10])
+
+
+SHOWN = cs.SHOWN  # examples of each kind in the body
+CASE_FILE = "report-cases.csv"
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(v):
+    """A text cell a spreadsheet will not run as a formula: a leading = + - @ gets a quote before it."""
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v
+
+
+def case_file(R: ReportFacts, folder: Path | None = None) -> Markdown:
+    """Write every compared test row of every run with cases to CASE_FILE in the site's folder ($REPORT_SITE,
+    else _site/ beside report.qmd) and return a link to it; "" when no run has cases. The file is replaced
+    atomically (a link at that path is replaced, never followed)."""
+    frames = [cs.full_list(f.cases).assign(run=f.name) for f in R.runs if f.accuracy_meaningful and len(f.cases)]
+    if not frames:
+        return Markdown("")
+    folder = Path(folder or os.environ.get("REPORT_SITE") or SITE)
+    folder.mkdir(parents=True, exist_ok=True)
+    df = pd.concat(frames, ignore_index=True)
+    df = df[["run", *[c for c in df.columns if c != "run"]]].map(_cell)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".cases-", suffix=".csv")
+    with os.fdopen(fd, "w", newline="") as out:
+        df.to_csv(out, index=False)
+    os.replace(tmp, folder / CASE_FILE)
+    return Markdown(f"[{CASE_FILE}]({CASE_FILE})")
 
 
 def comparison_table(f: RunFacts) -> Markdown:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis import blocks, stage_states
+from analysis import blocks, fmt, stage_states
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, bullets, code, text
 
@@ -38,5 +38,28 @@ def remote_code(R: ReportFacts) -> Markdown:
                    for f in R.runs if f.runs_remote_code)
 
 
+@dataclass(frozen=True)
+class NoteGroup:
+    """Runs that left the same stages out for the same reason: one sentence for all of them."""
+    names: Markdown
+    count: int
+    stages_option: Markdown
+    shape_only: bool
+    shape_reason: str
+    skipped: str
+    skipped_count: int
+    gaps: bool
+
+
+def note_groups(notes: list[RunNote]) -> list[NoteGroup]:
+    groups: dict[tuple, list[RunNote]] = {}
+    for n in notes:
+        if n.skipped:
+            groups.setdefault((n.stages_option, n.shape_only, n.shape_reason, n.skipped, bool(n.gaps)), []).append(n)
+    return [NoteGroup(Markdown(fmt.and_list(f"**{text(n.name)}**" for n in members)), len(members), *key[:4],
+                      members[0].skipped_count, key[4]) for key, members in groups.items()]
+
+
 def run_notes(R: ReportFacts) -> Markdown:
-    return blocks.render("run_notes", selection_notes=R.selection.notes, runs=[run_note(f) for f in R.runs])
+    notes = [run_note(f) for f in R.runs]
+    return blocks.render("run_notes", selection_notes=R.selection.notes, groups=note_groups(notes), runs=notes)

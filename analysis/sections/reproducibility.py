@@ -36,8 +36,9 @@ def commands(R: ReportFacts) -> Markdown:
     """Every distinct command that ran each run, from its manifest, as shell lines. A run over several
     processes whose manifest recorded the command without its launcher (runs made before the launcher was
     recorded) gets it back from the manifest's `processes`, and says so."""
-    lines = []
+    blocks = []
     for f in R.runs:
+        lines = []
         cmds = f.manifest.commands or []
         n = f.world_size
         added = n > 1 and any(c.startswith(ONE_PROCESS) for c in cmds)
@@ -49,7 +50,8 @@ def commands(R: ReportFacts) -> Markdown:
             if added and c.startswith(ONE_PROCESS):
                 c = program(n) + c.removeprefix(ONE_PROCESS)
             lines += _shell_lines(c)
-    return fenced("\n".join(lines), "bash", max_word=120)
+        blocks.append(fenced("\n".join(lines), "bash", max_word=120))  # one block per run: it pages whole
+    return Markdown("\n\n".join(blocks))
 
 
 def fingerprint_table(f: RunFacts) -> Markdown:

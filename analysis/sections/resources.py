@@ -4,7 +4,7 @@ from __future__ import annotations
 from analysis import fmt
 from analysis.effective import NOT_RECORDED
 from analysis.facts import ReportFacts, RunFacts
-from analysis.markdown import Markdown
+from analysis.markdown import Markdown, text
 from analysis.original import Original
 from analysis.tables import table
 
@@ -13,7 +13,7 @@ def peak_table(f: RunFacts, o: Original) -> Markdown:
     pk, gpu = f.peaks, f.gpu
     rows = [
         ["GPU memory used, whole device (NVML)", fmt.mem(pk["peak_gpu_mem_used_bytes"]),
-         fmt.gb(o.gpu_memory_bytes) + (" (see note)" if o.gpu_figure_is_capacity else "")],
+         fmt.gb(o.gpu_memory_bytes) + (" (a T4’s capacity, not a peak)" if o.gpu_figure_is_capacity else "")],
         ["GPU memory allocated by torch (peak)", fmt.mem(pk["peak_allocated_bytes"]), "not reported"],
         ["GPU memory reserved by torch (peak)", fmt.mem(pk["peak_reserved_bytes"]), "not reported"],
         ["GPU memory of the device (total)", fmt.mem(gpu.get("memory_total_bytes")) if gpu else
@@ -107,3 +107,25 @@ def per_gpu_table(r: ReportFacts) -> Markdown:
                              fmt.pct_value(g.mean_gpu_util_pct), g.samples])
     return table(["run", "rank", "GPU", "device memory used, peak GiB (NVML)", "torch reserved, peak GiB",
                   "GPU utilisation, mean", "samples"], rows, align="lrrrrrr", widths=[24, 6, 6, 18, 14, 14, 9])
+
+
+def runs_peak_table(R: ReportFacts) -> Markdown:
+    """Every run's peaks with the hardware it used: a run over several GPUs gives the most loaded GPU and the
+    largest process; the original study's GPU figure is a capacity and is said to be one."""
+    o, rows = R.original, []
+    for f in R.runs:
+        pk = f.peaks
+        each = f" (most loaded of {f.world_size})" if f.world_size > 1 else ""
+        rows.append([f.name, f.hardware, fmt.gib(f.peak_gpu_bytes) + each, fmt.gib(pk["peak_reserved_bytes"]),
+                     fmt.gib(f.cap_bytes, 0) if f.cap_bytes else "—", fmt.gib(pk["peak_process_rss_bytes"]),
+                     fmt.pct_value(pk["peak_cpu_pct"])])
+    gpu = fmt.gb(o.gpu_memory_bytes) + (" (a T4’s capacity, not a peak)" if o.gpu_figure_is_capacity else "")
+    rows.append([f"{o.label} (reference)", o.hardware, gpu, "not reported", "—", fmt.gb(o.ram_bytes),
+                 fmt.pct_value(o.peak_cpu_pct)])
+    return table(["run", "hardware", "GPU memory used (NVML)", "torch reserved", "cap", "process RAM", "CPU peak"],
+                 rows, align="llrrrrr", widths=[20, 14, 18, 10, 6, 10, 8])
+
+
+def capped_runs(R: ReportFacts) -> Markdown:
+    """e.g. "phi2-shape-t4budget (15.00 GiB)": the runs with a GPU memory cap and their caps."""
+    return Markdown(fmt.and_list(f"{text(f.name)} ({fmt.gib(f.cap.cap)})" for f in R.capped))

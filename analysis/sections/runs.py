@@ -65,7 +65,7 @@ def comparison_table(R: ReportFacts) -> Markdown:
          fmt.integer(o.params_trainable)),
         ("parameters, logical total", lambda f: fmt.integer(f.params.logical, "not available"), "not reported"),
         ("peak GPU memory (NVML, device)", lambda f: fmt.gib(f.peaks["peak_gpu_mem_used_bytes"]),
-         fmt.gb(o.gpu_memory_bytes) + (" (likely the T4's capacity)" if o.gpu_figure_is_capacity else "")),
+         fmt.gb(o.gpu_memory_bytes) + (" (likely the T4’s capacity)" if o.gpu_figure_is_capacity else "")),
         ("peak torch allocated", lambda f: fmt.gib(f.peaks["peak_allocated_bytes"]), "not reported"),
         ("GPU memory cap", _cap, "none (a T4)"),
         ("peak process RAM", lambda f: fmt.gib(f.peaks["peak_process_rss_bytes"]), fmt.gb(o.ram_bytes)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from analysis import effective, fmt
+from analysis.effective import short_model
 from analysis.facts import RunFacts
 from analysis.markdown import Markdown, bullets, code, text
 from analysis.settings import help_markdown, section_help, settings
@@ -101,8 +102,9 @@ def settings_table(f: RunFacts, sections, top_level: tuple[str, ...] = ()) -> Ma
 
 def hardware_table(f: RunFacts) -> Markdown:
     env, gpu = f.environment, f.gpu
-    rows = [("device", f.hardware)]
+    rows = [("used by the run (processes × GPU)", f.hardware)]
     if gpu:
+        rows.append(("in the machine", f.machine_hardware))
         rows += [("GPU memory (device total)", fmt.mem(gpu.get("memory_total_bytes"))), ("driver", gpu.get("driver", "?")),
                  ("CUDA", env.get("cuda") or "?")]
     else:
@@ -148,3 +150,19 @@ def applied_overrides(f: RunFacts) -> Markdown:
     """The tune's choice as the pipeline applied it, e.g. "`train.learning_rate=0.001`, `lora.r=4`"."""
     overrides = f.tuning.applied.overrides
     return Markdown(", ".join(code(o) for o in overrides) if overrides else "(none recorded)")
+
+
+def runs_table(R) -> Markdown:
+    """One line per run: what it stands for, its model and weights, the hardware it used, its training rows."""
+    rows = []
+    for f in R.runs:
+        role = "time, memory, parameters" if f.shape_only else "accuracy, cases, time, memory"
+        rows.append([f.name, role, short_model(f.run), f.hardware + (f", {fmt.gib(f.cap_bytes, 0)} cap" if f.cap_bytes else ""),
+                     f.manifest.compute_dtype or "?", fmt.integer(f.rows("train"), "?")])
+    return table(["run", "measures", "model", "hardware used", "dtype", "train rows"], rows,
+                 widths=[20, 18, 24, 20, 8, 8])
+
+
+def train_source(f: RunFacts) -> str | None:
+    """The SNLI split the training rows were taken from, as the manifest records it (None when not recorded)."""
+    return ((f.manifest.data.get("splits") or {}).get("train") or {}).get("source_split")

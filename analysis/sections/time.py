@@ -48,3 +48,22 @@ def runs_table(R: ReportFacts) -> Markdown:
                  fmt.seconds(o.finetune_seconds), fmt.seconds(o.seconds_per_epoch), fmt.seconds(o.seconds_per_epoch)])
     return table(["run", "hardware", "dtype", "train rows", "epochs", "fine-tuning time", "per epoch",
                   f"per epoch per {o.train_rows:,} rows"], rows, align="lllrrrrr", widths=[18, 14, 8, 7, 7, 14, 10, 12])
+
+
+def gpu_hours_table(R: ReportFacts) -> Markdown:
+    """GPU time per run (recorded stage seconds x processes, plus tuning trials) and in total."""
+    rows = []
+    for f in R.runs:
+        g = f.gpu_time
+        rows.append([f.name, f.hardware, fmt.seconds(g.stage_seconds), str(g.processes),
+                     fmt.seconds(g.tuning_seconds) if g.tuning_seconds else "—",
+                     fmt.num(g.gpu_hours, 3) if g.gpu else "no GPU"])
+    rows.append([bold("all runs"), "", "", "", "", bold(fmt.num(R.gpu_hours, 3))])
+    return table(["run", "hardware", "stages (wall time)", "processes", "tuning trials", "GPU-hours"], rows,
+                 align="llrrrr")
+
+
+def recipe_list(f) -> Markdown:
+    """A run's departures from a plain QLoRA recipe, as "a, b and c" (analysis.recipe); "none" without any."""
+    diffs = f.recipe_differences if f is not None else []
+    return Markdown(fmt.and_list(diffs) if diffs else "none")

@@ -12,7 +12,9 @@ from analysis.facts import report_facts
 from tests.report_fixture import RUNS, edit_manifest, write_run
 
 SECTION_TABLES = [
-    lambda R: sections.summary.criteria_table(R), lambda R: sections.setup.split_table(R.headline),
+    lambda R: sections.verdict.verdict_table(R), lambda R: sections.setup.split_table(R.headline),
+    lambda R: sections.setup.runs_table(R), lambda R: sections.time.gpu_hours_table(R),
+    lambda R: sections.resources.runs_peak_table(R), lambda R: sections.accuracy.published_table(R.headline),
     lambda R: sections.setup.row_ids(R.headline),
     lambda R: sections.setup.settings_table(R.headline, ("model", "tokenizer", "quantization", "lora", "prompt")),
     lambda R: sections.setup.hardware_table(R.headline), lambda R: sections.setup.library_table(R.headline),
@@ -23,7 +25,7 @@ SECTION_TABLES = [
     lambda R: sections.parameters.component_table(R.headline), lambda R: sections.parameters.runs_table(R),
     lambda R: sections.resources.peak_table(R.headline, R.original), lambda R: sections.resources.cap_table(R),
     lambda R: sections.resources.stage_gpu_table(R.headline), lambda R: sections.resources.stage_host_table(R.headline),
-    lambda R: sections.cases.case_table(R.headline, "unresolved"), lambda R: sections.cases.cue_table(R.headline),
+    lambda R: sections.cases.example_table(R.headline, "unresolved"), lambda R: sections.cases.cue_table(R.headline),
     lambda R: sections.reproducibility.commands(R), lambda R: sections.reproducibility.fingerprint_table(R.headline),
     lambda R: sections.runs.comparison_table(R), lambda R: sections.notice.run_notes(R),
     lambda R: sections.reproducibility.checksum_table(R.headline), lambda R: sections.notice.remote_code(R),
@@ -67,8 +69,6 @@ def test_the_runs_own_disk_is_the_headline_figure_and_the_filesystem_stands_besi
                                            f"model cache 514.98 MiB | not reported |")
     filesystem = H.peaks["peak_disk_used_bytes"]  # the sampler's figure: the whole filesystem, in GiB
     assert f"| {filesystem / 2 ** 30:,.2f} GiB" in row(peaks, FILESYSTEM) and "56 GB (see note)" in row(peaks, FILESYSTEM)
-    assert f"disk taken by the run {own:,.2f} MiB (whole filesystem {filesystem / 2 ** 30:,.1f} GiB)" \
-        in sections.summary.resource_cell(H)
     table = sections.runs.comparison_table(R)
     assert row(table, "disk taken by the run").endswith(f"| {own:,.2f} MiB | not recorded | not recorded |")
     assert f"{filesystem / 2 ** 30:,.1f} GiB" in row(table, "disk used, whole filesystem")
@@ -80,7 +80,6 @@ def test_a_run_that_did_not_record_its_footprint_says_so(facts):
     R = facts("fixture-shape")
     H = R.headline
     assert row(sections.resources.peak_table(H, R.original), OWN_DISK) == f"| {OWN_DISK} | not recorded | not reported |"
-    assert "disk taken by the run not recorded (whole filesystem" in sections.summary.resource_cell(H)
 
 
 def test_settings_show_what_the_run_used_and_the_request_where_it_differs(tmp_path, facts):
@@ -115,12 +114,11 @@ def test_a_run_that_did_not_record_what_it_used_says_not_recorded_not_the_reques
     assert row(sections.setup.hardware_table(H), "weights that are not 4-bit, stored in").endswith("| not recorded |")
 
 
-def test_the_summary_names_the_three_parameter_counts(facts):
+def test_the_verdict_names_the_parameter_counts_and_the_run_that_matched(facts):
     R = facts("fixture-shape")
-    line = row(sections.summary.criteria_table(R), "parameter count")
-    assert "stored in total 1,408,634,880; trainable 18,357,760; logical in total not reported" in line  # original
-    assert "stored in total 1,408,634,880; trainable 18,357,760; logical in total 2,666,926,080" in line
-    assert "total / trainable" not in line
+    line = row(sections.verdict.verdict_table(R), "parameter count")
+    assert "1,408,634,880 stored, 18,357,760 trainable; fixture-shape" in line
+    assert "**the same as the original**" in line
 
 
 def test_the_two_transformer_body_rows_say_which_is_4_bit_and_which_16_bit():

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from analysis.render.qmd import read
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 QMD = ROOT / "report.qmd"
 
@@ -23,14 +25,13 @@ def html_text(path: Path) -> str:
 
 
 def pdf_text(path: Path) -> str | None:
-    """The text of a PDF (pdftotext), or None when poppler-utils is not installed. The zero-width spaces that
-    templates/report/header.typ puts into long words (break points) are removed: they are not the text."""
+    """The text of a PDF (pdftotext), or None when poppler-utils is not installed."""
     if not shutil.which("pdftotext"):
         return None
     out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True)
-    return squash(out.stdout.replace("\u200b", ""))
+    return squash(out.stdout)
 
 
 def section_headings(qmd: Path = QMD) -> dict[str, str]:
     """{anchor: heading} of report.qmd's top-level sections, e.g. {"sec-time": "Time"}."""
-    return {m.group(2): m.group(1) for m in re.finditer(r"^# (.+?) \{#(sec-[\w-]+)\}$", qmd.read_text(), re.M)}
+    return {m.group(2): m.group(1) for m in re.finditer(r"^# (.+?) \{#(sec-[\w-]+)\}$", read(qmd), re.M)}

@@ -62,3 +62,20 @@ def test_control_page_request_is_detected(tmp_path):
     control.write_text('<html><body><h1>control</h1><img src="http://report-test.invalid/x.png"></body></html>')
     _, page_requests = chromium(control.as_uri(), tmp_path, "control")
     assert any("report-test.invalid" in p["url"] for p in page_requests)
+
+
+def test_the_first_screen_shows_the_verdict_and_the_substitutions(rendered, tmp_path):
+    """At 1400 x 1000 the first screen of the report and of the front page shows the verdict box and the
+    box of substitutions (their tints, templates/report/report.css), before any contents."""
+    from PIL import Image
+    for name in ("html", "index"):
+        shot = tmp_path / f"{name}-first.png"
+        if not CHROMIUM:
+            pytest.skip("chromium is not installed (apt-get install chromium)")
+        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp_path / (name + '-profile')}", f"--screenshot={shot}",
+                        "--window-size=1400,1000", rendered[name].as_uri()], capture_output=True, timeout=120)
+        colours = {c for _, c in Image.open(shot).convert("RGB").getcolors(1400 * 1000)}
+        assert (0xfb, 0xf3, 0xf3) in colours, f"{name}: no verdict box on the first screen"
+        assert (0xee, 0xf3, 0xfa) in colours, f"{name}: no substitutions box on the first screen"

@@ -135,3 +135,21 @@ def test_a_value_with_only_an_html_form_is_refused():
         assemble.inline_value("df", {"text/html": "<table/>", "text/plain": "df"}, "report.qmd")
     assert assemble.plain_text_value("'1,000 (x)'") == "1\\,000 \\(x\\)"
     assert assemble.plain_text_value("0.75") == "0.75"
+
+
+def test_include_shortcode_inserts_a_part_beside_the_document_and_refuses_anything_else(tmp_path):
+    """{{< include _part.qmd >}} as Quarto resolves it; a path elsewhere, a file not named `_...`, a missing
+    one or a nested include is one line naming the document and the fix (bad input: exit code 2)."""
+    from analysis.render.qmd import QmdError, read
+    (tmp_path / "_part.qmd").write_text("Included *text*.\n")
+    doc = tmp_path / "doc.qmd"
+    doc.write_text("Before.\n\n{{< include _part.qmd >}}\n\nAfter.\n")
+    assert read(doc) == "Before.\n\nIncluded *text*.\n\nAfter.\n"
+    (tmp_path / "part.qmd").write_text("x")
+    (tmp_path / "_nested.qmd").write_text("{{< include _part.qmd >}}\n")
+    for name, words in (("../secret.qmd", "must name a `_...` file beside it"), ("part.qmd", "beside it"),
+                        ("_missing.qmd", "beside it"), ("_nested.qmd", "may not include another")):
+        doc.write_text(f"{{{{< include {name} >}}}}\n")
+        with pytest.raises(QmdError) as e:
+            read(doc)
+        assert words in str(e.value) and "\n" not in str(e.value), str(e.value)

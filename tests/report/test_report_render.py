@@ -45,7 +45,21 @@ def expected_numbers(results: Path) -> dict:
 def test_outputs_and_nothing_else_in_the_site(rendered):
     assert rendered["html"].stat().st_size > 50_000
     assert rendered["typst"].read_bytes()[:5] == b"%PDF-"
-    assert sorted(p.name for p in rendered["out"].iterdir()) == ["index.html", "report.html", "report.pdf"]
+    assert sorted(p.name for p in rendered["out"].iterdir()) == ["index.html", "report-cases.csv", "report.html",
+                                                                 "report.pdf"]
+
+
+def test_the_full_case_list_is_a_csv_beside_the_report_and_linked(rendered):
+    """The body shows a few chosen rows of each kind; every compared test row is in the CSV it links to."""
+    import pandas as pd
+
+    from analysis.facts import report_facts
+    cases = pd.read_csv(rendered["out"] / "report-cases.csv")
+    H = report_facts(rendered["results"]).headline
+    mine = cases[cases["run"] == H.name]
+    assert len(mine) == len(H.cases) and set(mine["category"]) <= {"corrected", "regressed", "unresolved", "kept"}
+    assert (mine["category"].value_counts().get("corrected", 0)) == H.counts()["corrected"]
+    assert 'href="report-cases.csv"' in rendered["html"].read_text()
 
 
 def test_front_page_links_both_forms(rendered):
@@ -119,10 +133,17 @@ def test_pdf_pages_are_not_blank(page_images):
         assert ImageStat.Stat(img).stddev[0] > 3, f"page {n} is blank"
 
 
-def test_no_pdf_page_leaves_a_large_gap(page_images):
-    """Figures float to the top or bottom of a page instead of leaving ~40 % of one blank (all pages but the last)."""
+def test_no_pdf_page_leaves_a_large_gap(page_images, rendered):
+    """Figures float to the top or bottom of a page instead of leaving ~40 % of one blank (all pages but the last,
+    and the main body's last page: the appendix starts on a page of its own)."""
     import numpy as np
+
+    from tests.report.test_report_layout import APPENDIX, pages
+    text = pages(rendered["typst"])  # page_images needs poppler-utils, which has pdftotext too
+    body_ends = next(i for i, p in enumerate(text, 1) if i > 1 and re.search(rf"^{re.escape(APPENDIX)}\s*$", p, re.M)) - 1
     for n, img in enumerate(page_images[:-1], 1):
+        if n == body_ends:
+            continue
         rows = list((np.asarray(img) < 200).any(axis=1))
         inked = [y for y, dark in enumerate(rows) if dark]
         top, bottom = inked[0], inked[-1]
