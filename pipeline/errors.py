@@ -10,6 +10,14 @@ import errno
 from pathlib import Path
 
 
+def shown(value, limit: int = 120) -> str:
+    """`value` as text safe to echo in a one-line message: control characters (terminal escapes, newlines) shown
+    escaped, cut to `limit` characters. A received file's or a command line's text must not drive the terminal."""
+    text = str(value)
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
 class BadInput(ValueError):
     """str(err) is the one line shown to the user: what is wrong, where, and the fix."""
 

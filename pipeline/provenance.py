@@ -28,6 +28,7 @@ def record(cfg, model, dtype) -> dict:
     """provenance.json's content for an adapter trained on `model` (a peft model) under `cfg`, whose frozen
     weights load (and compute) in `dtype` for prediction."""
     from pipeline.effective import loaded_model, model_identity
+    from pipeline.prompts import read_template
     from pipeline.schema import LABELS
     hf = _hf(model)
     facts = loaded_model(model)["model"]
@@ -48,7 +49,7 @@ def record(cfg, model, dtype) -> dict:
             # pipeline.model._no_cpu_repacking: without it, predictions on some CPUs shift by ~1e-5
             "bitsandbytes_support_avx512bf16_for_cpu": False,
         },
-        "prompt": {"template": cfg.path(cfg.prompt.template).read_text(), "label_words": list(cfg.prompt.label_words),
+        "prompt": {"template": read_template(cfg.path(cfg.prompt.template))[0], "label_words": list(cfg.prompt.label_words),
                    "max_length": cfg.tokenizer.max_length},
         "prediction": "softmax of the classification head's logits at each prompt's last token",
     }
