@@ -85,9 +85,11 @@ def load_state(folder: Path) -> dict:
 def write_dir(final: Path, write) -> None:
     """Write a checkpoint folder atomically: into <final>.tmp, then one rename."""
     from pipeline import faults
-    from pipeline.errors import output_error
+    from pipeline.errors import output_error, refuse_link
     from pipeline.store import umask
     tmp = final.with_name(final.name + ".tmp")
+    for p in (final.parent, final, tmp):  # rmtree and rename below must never act through a planted link
+        refuse_link(p)
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

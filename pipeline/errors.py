@@ -71,5 +71,19 @@ def output_error(e: OSError, path: Path | str) -> OutputError | None:
     return None
 
 
+class LinkRefused(BadInput):
+    """A symbolic link where the pipeline writes (a run's folder, its lock, a table, a checkpoint, an export): a
+    received folder could aim it at any file (git commits links), and writing through it would overwrite that."""
+
+
+def refuse_link(path: Path | str) -> None:
+    """LinkRefused naming `path` when it is a symbolic link (checked with lstat: the link itself, never its
+    target); nothing when it is anything else or absent."""
+    import os
+    if os.path.islink(path):
+        raise LinkRefused(f"{shown(path)} is a symbolic link (to {shown(os.readlink(path))}), refused: the pipeline "
+                          f"never writes through a link (fix: remove the link; a real folder or file goes there)")
+
+
 class StageError(BadInput):
     """A stage cannot run: a stage it needs has not run, or left no usable output."""

@@ -15,6 +15,7 @@ Under `accelerate launch` only rank 0 takes the lock: the other ranks never writ
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -23,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.errors import BadInput, output_error
+from pipeline.errors import BadInput, output_error, refuse_link
 from pipeline.manifest import process_state
 
 LOCK_NAME = ".lock"
@@ -72,10 +73,13 @@ class RunLock:
 
     def _try(self) -> None:
         self._made = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+        refuse_link(self.folder)  # a received folder's planted link must not aim the lock's write elsewhere
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as e:
+            if e.errno == errno.ELOOP:  # the lock file is a link: O_NOFOLLOW refused to open it
+                refuse_link(self.path)
             raise output_error(e, self.path) or e from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

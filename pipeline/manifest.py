@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, refuse_link
 
 SCHEMA_VERSION = 1
 
@@ -267,6 +267,7 @@ class Manifest:
     def read(cls, path: Path | str) -> Manifest:
         """The manifest at `path`; an absent file is an empty manifest (nothing has run)."""
         path = Path(path)
+        refuse_link(path)  # the store never writes a link: one here was planted, and would be written through
         if not path.exists():
             return cls()
         try:

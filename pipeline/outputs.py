@@ -244,6 +244,19 @@ def checkpoint_records(ckpt: Path, fingerprint: str) -> dict[str, dict]:
     return out
 
 
+def links(folder: Path) -> list[Path]:
+    """Every symbolic link at or under `folder` (the folder itself included), never followed: a run folder or a
+    checkpoint folder holds none, so one there was planted (pipeline verify reports it, a run refuses it)."""
+    import os
+    folder = Path(folder)
+    if folder.is_symlink():
+        return [folder]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # os.walk does not descend into linked folders
+        found += [Path(dirpath) / n for n in sorted(dirnames + filenames) if os.path.islink(os.path.join(dirpath, n))]
+    return found
+
+
 def stray_dirs(ckpt: Path) -> list[Path]:
     """Checkpoint folders a kill left half-written (`<name>.tmp`)."""
     return sorted(p for p in Path(ckpt).glob("*.tmp") if p.is_dir())

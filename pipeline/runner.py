@@ -91,6 +91,7 @@ class Runner:
             try:
                 if lock is not None:
                     lock.acquire(wait)
+                    self._refuse_links()
                 outcome = ("plan", self.plan(stages, restart))
             except BadInput as e:
                 outcome = ("refused", e)
@@ -132,6 +133,14 @@ class Runner:
             sampler.close()  # no thread outlives the run, whatever happened
         self._print_summary(time.perf_counter() - t0)
         return {"ran": todo}
+
+    def _refuse_links(self) -> None:
+        """A link planted in the results or checkpoint folder (a received folder can hold one) is refused before
+        anything reads or writes through it."""
+        from pipeline.errors import refuse_link
+        from pipeline.outputs import links
+        for found in (links(self.store.folder) + links(self.cfg.checkpoint_path))[:1]:
+            refuse_link(found)
 
     def _clean_strays(self) -> None:
         """Temporary files and half-written checkpoint folders left by a killed run: never read, only in the way."""

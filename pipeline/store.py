@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import faults
-from pipeline.errors import StageError, output_error
+from pipeline.errors import StageError, output_error, refuse_link
 from pipeline.manifest import Manifest, StageRecord, finite, seal_of
 from pipeline.outputs import parse, record_of, row_digests
 from pipeline.schema import TABLES
@@ -50,6 +50,8 @@ def utc_now() -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash at any moment leaves the old file or the new one, whole."""
     path = Path(path)
+    refuse_link(path.parent)  # the folder and the file itself: a planted link would aim the write elsewhere
+    refuse_link(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)

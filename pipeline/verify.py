@@ -16,9 +16,11 @@ Torch-free.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT, ConfigError, fingerprint, load_config
+from pipeline.errors import shown
 from pipeline.manifest import Manifest, ManifestError, seal_of
 from pipeline.outputs import check, parse
 from pipeline.schema import TABLES
@@ -58,8 +60,12 @@ def _record(m: Manifest, path: Path) -> list[str]:
 
 
 def _tables(folder: Path, m: Manifest) -> list[str]:
-    out = []
+    from pipeline.outputs import links
+    out = [f"{p}: a symbolic link (to {shown(os.readlink(p))}) in a run folder (fix: remove it; the pipeline "
+           f"writes none)" for p in links(folder)]
     for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            continue
         if p.name not in ALLOWED:
             out.append(f"{p}: not a file the pipeline writes (fix: remove it)")
         elif p.suffix == ".parquet":
