@@ -124,7 +124,8 @@ class StageRecord:
                         "epochs_total, finetune_seconds, before_training, measured_params, data_order, "
                         "checkpoints, optimizer (name, fused: as used), step (cuda_graphs, graphs_captured, "
                         "graph_fallback, packing: as run), batch (effective, micro, processes, accumulation) "
-                        "(train); parameter totals (params); peaks (every stage).")
+                        "(train); scored: each checkpoint scored (final, epoch_<k>) with the train fingerprint its "
+                        "meta.json records and its adapter's sha256 (evaluate); parameter totals (params); peaks (every stage).")
 
     CORE = ("status", "start", "end", "seconds", "fingerprint", "pid", "host", "error")
 

@@ -234,6 +234,21 @@ def verify_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def foreign_checkpoints(ckpt: Path, fingerprint: str, epochs: int) -> list[str]:
+    """One line per checkpoint folder of a run (epoch_1..epoch_<epochs>, final) that is there but was written by
+    another training setup (meta.json's fingerprint is not `fingerprint`): another config's run of the same name
+    trained into the folder since. Such a checkpoint is never resumed from or scored; its train stage runs again."""
+    out = []
+    for name in [*(f"epoch_{k}" for k in range(1, epochs + 1)), "final"]:
+        d = Path(ckpt) / name
+        if d.is_dir() and not d.is_symlink():
+            written = read_meta(d).get("fingerprint")
+            if written is not None and written != fingerprint:  # no meta.json: damaged, said as such elsewhere
+                out.append(f"checkpoint {name} was written by another config (train fingerprint {written}, this "
+                           f"run's is {fingerprint})")
+    return out
+
+
 def checkpoint_records(ckpt: Path, fingerprint: str) -> dict[str, dict]:
     """Folder name -> its meta.json's file list, for the checkpoint folders of this training setup."""
     out = {}

@@ -29,9 +29,10 @@ from pipeline.config import PROJECT_ROOT, ExperimentConfig, fingerprint
 from pipeline.context import RunContext
 from pipeline.errors import BadInput, StageError
 from pipeline.fingerprints import stage_fingerprints
-from pipeline.lock import RunLock
+from pipeline.lock import FolderLock, RunLock
 from pipeline.manifest import program
 from pipeline.outputs import check as check_outputs
+from pipeline.outputs import foreign_checkpoints
 from pipeline.stages import NAMES, body, order, stage
 from pipeline.status import describe
 from pipeline.store import RunStore
@@ -60,6 +61,10 @@ class Runner:
         found = check_outputs(self.store.folder, manifest)
         self.damage = found.stages
         fps = self.fingerprints
+        if manifest.is_done("train", fps["train"]):  # its adapters overwritten since by another config's run
+            foreign = foreign_checkpoints(self.cfg.checkpoint_path, fps["train"], self.cfg.train.epochs)
+            if foreign:
+                self.damage.setdefault("train", []).extend(foreign)
 
         def ready(s: str) -> bool:
             return manifest.is_done(s, fps[s]) and s not in found.stages
@@ -84,6 +89,9 @@ class Runner:
         t0 = time.perf_counter()
         faults.new_run()
         lock = RunLock(self.store.folder, self._command(stages)) if self.dist.main else None
+        # The checkpoint folder is keyed by run name only: a run of the same name into another results folder
+        # must not train into it (or score its adapters) while this one works.
+        ckpt_lock = FolderLock(self.cfg.checkpoint_path) if self.dist.main else None
         try:
             # Rank 0 takes the lock before it reads the manifest to plan; every rank plans (so a bad stage
             # order fails on every rank alike), then all take rank 0's plan, or its refusal.
@@ -92,6 +100,7 @@ class Runner:
                 if lock is not None:
                     lock.acquire(wait)
                     self._refuse_links()
+                    ckpt_lock.acquire(wait)
                 outcome = ("plan", self.plan(stages, restart))
             except BadInput as e:
                 outcome = ("refused", e)
@@ -101,6 +110,7 @@ class Runner:
             return self._run_planned(*value, restart, t0)
         finally:
             if lock is not None:
+                ckpt_lock.release()
                 lock.release()
 
     def _run_planned(self, wanted: list[str], todo: list[str], restart: bool, t0: float) -> dict:

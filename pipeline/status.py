@@ -30,12 +30,16 @@ def describe(manifest: Manifest, name: str, fingerprint: str, damage: list[str] 
 
 def status(cfg: ExperimentConfig) -> str:
     from pipeline.lock import holder
-    from pipeline.outputs import check, stray_dirs, verify_checkpoint
+    from pipeline.outputs import check, foreign_checkpoints, stray_dirs, verify_checkpoint
     from pipeline.store import stray_files
     store = RunStore(cfg.results_path)
     manifest = store.manifest()
     found = check(store.folder, manifest)
     fingerprints = stage_fingerprints(cfg)
+    if manifest.is_done("train", fingerprints["train"]):  # as the run sees it (pipeline/runner.py, plan)
+        foreign = foreign_checkpoints(cfg.checkpoint_path, fingerprints["train"], cfg.train.epochs)
+        if foreign:
+            found.stages.setdefault("train", []).extend(foreign)
     lines = [f"{cfg.run}: {store.folder}"]
     for name in NAMES:
         rec = manifest.stage(name)
