@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                         "intervals, McNemar, time, parameters, peaks)")
     ex.add_argument("run", help="a run folder (results/<run>), a config file, or a run name under results/")
     ex.add_argument("--out", default="exports", help="folder for <run>.csv and <run>.json (default: exports)")
+    ex.add_argument("--partial", action="store_true",
+                    help="export an incomplete run (interrupted, failed, in progress) as <run>.partial.csv/.json, "
+                         "marked incomplete; without it such a run is refused")
+    ex.add_argument("--force", action="store_true", help="replace an earlier export of the run")
     ve = sub.add_parser("verify", help="check results folders: sealed manifest, tables as written, the config "
                         "rebuilt from the committed file, code a commit of this repository")
     ve.add_argument("runs", nargs="*", help="run folders or run names under results/ (default: every run there)")
@@ -89,7 +93,7 @@ def _command(args) -> int:
         print((manifest if args.command == "manifest-doc" else datadoc).documentation(), end="")
         return 0
     if args.command == "export":
-        return _export(args.run, args.out)
+        return _export(args.run, args.out, args.partial, args.force)
     if args.command == "verify":
         return _verify(args.runs, args.results)
     stages = parse_stages(getattr(args, "stages", None))
@@ -166,12 +170,12 @@ def _verify(runs: list[str], results: str) -> int:
     return BAD_INPUT if bad else 0
 
 
-def _export(run: str, out: str) -> int:
+def _export(run: str, out: str, partial: bool = False, force: bool = False) -> int:
     """Torch-free (analysis/ computes every figure), so it runs in the report environment too."""
     from analysis.errors import ReportError
     from analysis.export import export
     try:
-        paths = export(run, out)
+        paths = export(run, out, partial, force)
     except ReportError as e:
         raise BadInput(str(e)) from None
     print("\n".join(f"wrote {p}" for p in paths))
