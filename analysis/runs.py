@@ -122,7 +122,7 @@ def read_selection_file(results_dir: Path) -> list[str] | None:
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ReportError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
     runs = data.get("runs") if isinstance(data, dict) else None

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from pipeline.errors import BadInput, ConfigError
+from pipeline.errors import BadInput, ConfigError, shown
 from pipeline.stages import NAMES
 
 BAD_INPUT, DIVERGED, INTERRUPTED = 2, 3, 130
@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return _command(args)
-    except BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
+    except BadInput as e:  # control characters of an echoed value (a terminal escape in --set) shown escaped
+        print(f"error: {shown(e, 20_000)}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: finished epochs are checkpointed; run the same command to resume", file=sys.stderr)

@@ -272,8 +272,8 @@ class Manifest:
         if not path.exists():
             return cls()
         try:
-            text = path.read_text()
-            d = json.loads(text, parse_constant=_refuse_constant)
+            text = path.read_text(encoding="utf-8")
+            d = loads(text)
         except (OSError, UnicodeDecodeError) as e:
             raise ManifestError(f"{path}: cannot be read ({e})") from None
         except json.JSONDecodeError as e:
@@ -300,6 +300,26 @@ class Manifest:
     def is_done(self, name: str, fingerprint: str) -> bool:
         rec = self.stages.get(name)
         return rec is not None and rec.status == "done" and rec.fingerprint == fingerprint
+
+
+JSON_MAX_DEPTH = 64  # a manifest is about 6 levels deep; a received one 100,000 deep must not exhaust the stack
+
+
+def loads(text: str) -> Any:
+    """A manifest's JSON: NaN and Infinity refused (_NotJSONNumber), nesting bounded (json.JSONDecodeError, so
+    every reader's one line for malformed JSON answers it)."""
+    try:
+        d = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise json.JSONDecodeError(f"nested deeper than {JSON_MAX_DEPTH} levels", text, 0) from None
+    level, todo = 0, [d]
+    while todo:  # breadth first, no recursion: the depth of the parsed value
+        level += 1
+        if level > JSON_MAX_DEPTH:
+            raise json.JSONDecodeError(f"nested deeper than {JSON_MAX_DEPTH} levels", text, 0)
+        todo = [v for x in todo for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())
+                if isinstance(v, (dict, list))]
+    return d
 
 
 class _NotJSONNumber(ValueError):

@@ -195,8 +195,8 @@ def file_sha256(path: Path) -> str:
 
 def read_meta(folder: Path) -> dict:
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
     return meta if isinstance(meta, dict) else {}
 

@@ -78,11 +78,11 @@ def finish_adapter(folder: Path, cfg, model, dtype, tokenizer=None) -> None:
     rec = record(cfg, model, dtype)
     base = rec["base_model"]
     path = folder / "adapter_config.json"
-    config = json.loads(path.read_text())
+    config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = base["hub_id"] if base["source"] == "hub" else None
     config["revision"] = base.get("revision") or base.get("commit") if base["source"] == "hub" else None
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (folder / PROVENANCE).write_text(json.dumps(rec, indent=2) + "\n")
-    (folder / "README.md").write_text(_card(rec))
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (folder / PROVENANCE).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(_card(rec), encoding="utf-8")
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)

@@ -33,9 +33,13 @@ TUNABLE = ("train.learning_rate", "train.batch_size", "lora.r", "lora.alpha", "l
 
 
 def read_grid(path: Path) -> tuple[int, list[dict]]:
+    from pipeline.config import load_yaml
     if not path.is_file():
         raise ConfigError(f"{path}: grid file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping with `epochs` and `trials` at the top level, got a "
+                          f"{type(raw).__name__} (fix: see configs/smollm2-tuning.yaml)")
     epochs, trials = raw.get("epochs"), raw.get("trials")
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"{path}: epochs: must be a positive integer (epochs per trial)")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT, ConfigError, fingerprint, load_config
 from pipeline.errors import shown
-from pipeline.manifest import Manifest, ManifestError, seal_of
+from pipeline.manifest import Manifest, ManifestError, loads, seal_of
 from pipeline.outputs import check, parse
 from pipeline.schema import TABLES
 
@@ -35,7 +35,7 @@ def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
     """What keeps `folder` from passing, one line each (empty: it passes)."""
     path = Path(folder) / "manifest.json"
     try:
-        raw = json.loads(path.read_text())
+        raw = loads(path.read_text(encoding="utf-8"))
         m = Manifest.from_dict(raw, str(path))
     except FileNotFoundError:
         return [f"{path} is missing (fix: name a run folder, one holding manifest.json)"]

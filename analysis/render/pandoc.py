@@ -26,7 +26,8 @@ def pandoc_path() -> str:
 
 def run_pandoc(args: list[str], cwd: Path) -> None:
     filters = [a for f in FILTERS for a in ("--lua-filter", str(f))]
-    proc = subprocess.run([pandoc_path(), *args, *filters], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run([pandoc_path(), *args, *filters], cwd=cwd, capture_output=True, text=True,
+                          encoding="utf-8", errors="replace")
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
         raise PandocError(f"pandoc failed: {last}")
@@ -60,7 +61,7 @@ def write_pdf(md: Path, out: Path, options: dict) -> None:
         meta["section-numbering"] = "1.1"
     meta["page-numbering"] = "1"
     meta_file = md.parent / "typst-meta.yaml"
-    meta_file.write_text(yaml.safe_dump(meta))
+    meta_file.write_text(yaml.safe_dump(meta), encoding="utf-8")
     typ = md.with_suffix(".typ")
     args = [md.name, "-f", "markdown", "-t", "typst", "--standalone", "--metadata-file", meta_file.name,
             "-o", typ.name, *[a for a in common_args(options) if a != "--number-sections"]]
