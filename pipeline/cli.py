@@ -145,10 +145,12 @@ def _then_run(args) -> None:
     """The final run of `tune --then-run`: every stage, with the trial the tune just recorded."""
     import shlex
 
+    from pipeline.config import project_path
     from pipeline.runner import Runner
     from pipeline.tuned import load_tuned
     cfg, tuned = load_tuned(args.config, args.overrides, None)
-    command = (f"python -m pipeline tune {shlex.quote(args.config)} {shlex.quote(args.grid)}"
+    command = (f"python -m pipeline tune {shlex.quote(project_path(args.config))} "
+               f"{shlex.quote(project_path(args.grid))}"
                + "".join(f" --set {shlex.quote(o)}" for o in args.overrides) + " --then-run")
     print(f"=== final run with the chosen trial {tuned['chosen_trial']}: {' '.join(tuned['overrides'])}", flush=True)
     Runner(cfg, args.config, tuple(args.overrides), tuned=tuned, command=command).run(

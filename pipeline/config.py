@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,14 @@ class ExperimentConfig(Section):
     @property
     def checkpoint_path(self) -> Path:
         return self.path(self.output.checkpoint_dir) / self.run
+
+
+def project_path(path: str | Path) -> str:
+    """`path` (as given, relative to the working directory) as the manifest records it: relative to the project
+    root when it lies inside it, else absolute. So a run started from a subdirectory records `configs/x.yaml`,
+    which `verify` finds and the recorded command re-runs from the repository root."""
+    full = Path(os.path.abspath(Path(path).expanduser()))
+    return full.relative_to(PROJECT_ROOT).as_posix() if full.is_relative_to(PROJECT_ROOT) else str(full)
 
 
 def fingerprint(obj: Any) -> str:

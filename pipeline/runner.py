@@ -25,7 +25,7 @@ import shlex
 import time
 
 from pipeline import distributed, faults
-from pipeline.config import PROJECT_ROOT, ExperimentConfig, fingerprint
+from pipeline.config import PROJECT_ROOT, ExperimentConfig, fingerprint, project_path
 from pipeline.context import RunContext
 from pipeline.errors import BadInput, StageError
 from pipeline.fingerprints import stage_fingerprints
@@ -43,7 +43,8 @@ class Runner:
                  command: str | None = None):
         """`tuned`: the manifest's `tuned` block when cfg holds a tune's choice (pipeline/tuned.py); `command`: the
         command line to record when it is not `run` itself (`pipeline tune ... --then-run`)."""
-        self.cfg, self.config_path, self.overrides = cfg, config_path, tuple(overrides)
+        # Recorded relative to the project root (or absolute), whatever the working directory.
+        self.cfg, self.config_path, self.overrides = cfg, project_path(config_path), tuple(overrides)
         self.tuned, self.command = tuned, command
         self.call: str | None = None  # set with the header (_header)
         self.dist = distributed.current()
