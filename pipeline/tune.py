@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from pipeline.config import ConfigError, load_config
 from pipeline.store import RunStore

@@ -32,8 +32,8 @@ stdlib_logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
 
 import jinja2  # noqa: E402
 import jinja2.nodes  # noqa: E402
-from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 import torch  # noqa: E402
+from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 from peft import PeftModel  # noqa: E402
 from transformers import (  # noqa: E402
     AutoConfig,

@@ -140,7 +140,7 @@ CASES = [
     ("prompt template missing", _set("prompt.template=templates/missing.j2"), "prompt.template: "),
     # --- issue 18: bounded parsing, names, echoed control characters ---
     ("config alias bomb", _config_file("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))),
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))),
      "is not valid YAML (more than 64 aliases"),
     ("config nested 5,000 deep", _config_file("run: " + "[" * 5000 + "]" * 5000 + "\n"),
      "is not valid YAML (nested deeper than 32 levels)"),

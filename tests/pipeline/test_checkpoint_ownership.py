@@ -99,10 +99,10 @@ def test_a_done_run_whose_adapters_another_config_overwrote(clean_three, tmp_pat
 
 def test_evaluate_refuses_another_configs_checkpoint(clean_three, tmp_path):
     """Below the planner, the evaluate stage itself never scores a checkpoint of another fingerprint."""
-    from pipeline.errors import StageError
-    from pipeline.stages.evaluate import _adapters
     from pipeline.context import RunContext
+    from pipeline.errors import StageError
     from pipeline.fingerprints import stage_fingerprints
+    from pipeline.stages.evaluate import _adapters
     work = copy_run(clean_three, tmp_path / "work")
     cfg = config(work, THREE)
     ctx = RunContext(cfg, RunStore(folder(work)), stage_fingerprints(cfg))
