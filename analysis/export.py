@@ -129,6 +129,12 @@ def export(target: str, out: Path, partial: bool = False, force: bool = False) -
     folder = resolve(target)
     _refuse_results_folder(Path(out), folder)
     f = RunFacts(load_run(folder))
+    from pipeline.verify import history_disagrees
+    predictions, samples = f.run.table("predictions"), f.run.table("samples")
+    disagree = [] if predictions is None or samples is None else \
+        history_disagrees(f.manifest, predictions, samples, folder / "manifest.json")
+    if disagree:  # a manifest re-sealed over figures its own tables contradict is not published
+        raise ReportError(f"export: {disagree[0]}")
     missing = gaps(f.run)
     if missing and not partial:  # its epoch count and time would read as the final figures
         raise ReportError(f"export: run {f.name} is incomplete ({'; '.join(missing)}) (fix: finish the run, or pass "

@@ -48,20 +48,21 @@ def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
                 f"pipeline again instead of editing the manifest)"]
     tables = _tables(Path(folder), m)
     # Only tables as recorded can be recomputed from: what they give must agree with the manifest.
-    out = _record(m, path) + tables + (_recomputed(Path(folder), m, path) if not tables else []) + \
+    out = _record(m, path) + tables + (recomputed(Path(folder), m, path) if not tables else []) + \
         _scored(m, path) + _config(m, path, root) + _code(m, path, root)
     return out
 
 
-def _recomputed(folder: Path, m: Manifest, path: Path) -> list[str]:
+def recomputed(folder: Path, m: Manifest, path: Path) -> list[str]:
     """The seal proves only that the store wrote the manifest, and anyone can run the store. What the manifest
     says and the tables can recompute must agree: the fine-tuned test accuracy of every history entry made by
     the current evaluation (from the predictions and samples tables); the final adapter's predictions are the
     last epoch's; the epochs trained, the epochs table, the checkpoints recorded and the epochs scored."""
-    from pipeline.evaluations import test_accuracy
     from pipeline.store import RunStore
     store, out = RunStore(folder, writer=False), []
-    train, evaluate = m.stage("train"), m.stage("evaluate")
+    # A stage not done yet (an interrupted run, exported with --partial) has only part of its figures.
+    train, evaluate = (rec if rec is not None and rec.status == "done" else None
+                       for rec in (m.stage("train"), m.stage("evaluate")))
     epochs = ((m.config or {}).get("train") or {}).get("epochs")
     if train is not None and isinstance(epochs, int):
         table = store.read("epochs")["epoch"].tolist() if store.has("epochs") else []
@@ -86,7 +87,18 @@ def _recomputed(folder: Path, m: Manifest, path: Path) -> list[str]:
         if final != last:
             out.append(f"{path}: predictions.parquet: the fine-tuned model's predictions differ from epoch_{epochs}'s, "
                        f"whose adapter it is (fix: run evaluate again)")
+    return out + history_disagrees(m, predictions, samples, path)
+
+
+def history_disagrees(m: Manifest, predictions, samples, path: Path) -> list[str]:
+    """One line per entry of the test-evaluation history made by the current evaluation whose fine-tuned test
+    accuracy (or row count) is not what the predictions and samples tables give (`export` refuses these too)."""
+    from pipeline.evaluations import test_accuracy
+    evaluate = m.stage("evaluate")
+    if evaluate is None or evaluate.status != "done":
+        return []
     rows, accuracy = test_accuracy(predictions, samples)
+    out = []
     for i, e in enumerate(m.test_evaluations or []):
         if not isinstance(e, dict) or e.get("fingerprint") != evaluate.fingerprint or \
                 e.get("config_fingerprint") != m.config_fingerprint:

@@ -115,6 +115,16 @@ def _two_folders_extending_each_other(env):
     return ["run", str(env.file("b.yaml", "extends: a.yaml\n"))]
 
 
+def _deep_manifest(command):
+    """The manifest of the finished run with a value 100,000 levels deep, read by `command`."""
+    def case(env):
+        env.edit_manifest(lambda text: text[:-2] + ', "deep": ' + "[" * 100000 + "]" * 100000 + "}\n")
+        if command == "status":
+            return env.argv(command="status")
+        return [command, str(folder(env.root))] + (["--out", str(env.root / "out")] if command == "export" else [])
+    return case
+
+
 CASES = [
     # --- config fields (as --set; the same checks read YAML) ---
     ("epochs zero", _set("train.epochs=0"), "train.epochs: must be >= 1, got 0"),
@@ -159,6 +169,8 @@ CASES = [
     ("manifest nested 100,000 deep", lambda env: (env.edit_manifest(
         lambda text: text[:-2] + ', "deep": ' + "[" * 100000 + "]" * 100000 + "}\n"), env.argv())[1],
      "malformed manifest, not valid JSON (line 1: nested deeper than 64 levels)"),
+    *[(f"manifest nested 100,000 deep: {command}", _deep_manifest(command), "nested deeper than 64 levels")
+      for command in ("status", "verify", "export")],
     ("a GPU that is not there", _set("runtime.device=cuda"),
      "runtime.device: cuda was asked for but no GPU is visible (fix: runtime.device: auto)"),
     ("results folder is a file", lambda env: env.argv(f"output.results_dir={env.file('taken')}"),

@@ -61,3 +61,17 @@ def test_a_rewritten_prediction_is_caught(small_reference, tmp_path):
     found = _found(work)
     assert any("differ from epoch_2's" in line for line in found), found
     assert any("test_evaluations[" in line and "but predictions.parquet gives" in line for line in found), found
+
+
+def test_export_refuses_what_verify_recomputes_differently(small_reference, tmp_path, capsys):
+    """The issue's case went on: `export` published the re-sealed manifest. It refuses it now, one line."""
+    from pipeline.cli import main
+    work = copy_run(small_reference.complete, tmp_path / "work")
+    store = RunStore(folder(work))
+    m = store.manifest()
+    m.test_evaluations[-1]["test_accuracy"] = 1.0
+    store.write_manifest(m)
+    capsys.readouterr()
+    assert main(["export", str(folder(work)), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "says fine-tuned test accuracy 1.0" in err[0] and not (tmp_path / "out").exists()
