@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from analysis.markdown import Markdown, text
 
@@ -15,7 +16,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "report"
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    # Sandboxed like every template of the project (records/templates.py): the values are from manifests.
+    return ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,  # a missing value is a bug, not an empty string
         finalize=text,                     # the one escape: Markdown passes as is, anything else is escaped

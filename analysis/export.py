@@ -121,18 +121,52 @@ def resolve(target: str) -> Path:
     return folder
 
 
-def export(target: str, out: Path) -> tuple[Path, Path]:
-    """Write <out>/<run>.csv and <out>/<run>.json; returns their paths. ReportError (one line) on bad input."""
-    f = RunFacts(load_run(resolve(target)))
+def export(target: str, out: Path, partial: bool = False, force: bool = False) -> tuple[Path, Path]:
+    """Write <out>/<run>.csv and <out>/<run>.json (<run>.partial.* for an incomplete run, which needs `partial`);
+    returns their paths. An earlier export is replaced only with `force`. ReportError (one line) on bad input."""
+    from analysis.stage_states import gaps
+    from records.errors import BadInput
+    from records.verify import history_disagrees
+    folder = resolve(target)
+    _refuse_results_folder(Path(out), folder)
+    f = RunFacts(load_run(folder))
+    predictions, samples = f.run.table("predictions"), f.run.table("samples")
+    disagree = [] if predictions is None or samples is None else \
+        history_disagrees(f.manifest, predictions, samples, folder / "manifest.json")
+    if disagree:  # a manifest re-sealed over figures its own tables contradict is not published
+        raise ReportError(f"export: {disagree[0]}")
+    missing = gaps(f.run)
+    if missing and not partial:  # its epoch count and time would read as the final figures
+        raise ReportError(f"export: run {f.name} is incomplete ({'; '.join(missing)}) (fix: finish the run, or pass "
+                          f"--partial to export what it has, marked incomplete)")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(figures(f))
-    paths = (Path(out) / f"{f.name}.csv", Path(out) / f"{f.name}.json")
+    stem = f"{f.name}.partial" if missing else f.name
+    paths = (Path(out) / f"{stem}.csv", Path(out) / f"{stem}.json")
+    taken = next((p for p in paths if p.exists() or p.is_symlink()), None)
+    if taken is not None and not force:
+        raise ReportError(f"export: {taken} exists (an earlier export) (fix: pass --force to replace it, or --out "
+                          f"another folder)")
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(paths[0], buf.getvalue().encode())
-        atomic_write_bytes(paths[1], (json.dumps(summary(f), indent=2) + "\n").encode())
+        atomic_write_bytes(paths[1], (json.dumps({**summary(f), "complete": not missing, "incomplete": missing},
+                                                 indent=2) + "\n").encode())
     except OSError as e:
         raise ReportError(f"export: cannot write {out} ({e.strerror or e}; fix: --out a writable folder)") from None
+    except BadInput as e:  # a link where the export goes (pipeline.store never writes through one)
+        raise ReportError(f"export: {e}") from None
     return paths
+
+
+def _refuse_results_folder(out: Path, run: Path) -> None:
+    """An export never goes into a results folder (a run's folder, or the folder of runs): `verify` would find a
+    file the pipeline does not write there, and the report would read it as a run."""
+    where = out.resolve()
+    inside = next((p for p in (where, *where.parents) if (p / "manifest.json").is_file()), None)
+    if inside is not None or where == run.resolve().parent:
+        what = f"inside the run folder {inside}" if inside else f"the results folder of {run.name}"
+        raise ReportError(f"export: --out {out} is {what}, which only the pipeline writes (fix: --out another "
+                          f"folder, e.g. exports)")

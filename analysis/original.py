@@ -49,7 +49,7 @@ class Original:
 
 
 def original_study(path: Path = ORIGINAL_FILE) -> Original:
-    d = yaml.safe_load(Path(path).read_text())
+    d = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     res = d["resources"]
     return Original(label=d["label"], source=" ".join(str(d["source"]).split()), hardware=d["hardware"],
                     model=d["model"], train_rows=d["train_rows"], test_rows=d["test_rows"], epochs=d["epochs"],

@@ -27,6 +27,6 @@ class PublishedResults:
 
 
 def published_snli(path: Path = PUBLISHED_FILE) -> PublishedResults:
-    d = yaml.safe_load(Path(path).read_text())
+    d = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return PublishedResults(label=d["label"], split=d["split"], test_rows=d["test_rows"], train_rows=d["train_rows"], results=tuple(
         Published(r["model"], float(r["accuracy"]), " ".join(str(r["citation"]).split())) for r in d["results"]))

@@ -9,6 +9,7 @@ fix. Every table is checked before anything is computed from it: against the man
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import yaml
 from analysis import integrity, processes, validate
 from analysis.errors import ReportError
 from analysis.markdown import one_line
+from records.errors import BadInput
 from records.manifest import Manifest, ManifestError, StageRecord
 from records.schema import TABLES, with_later_columns
 
@@ -144,7 +146,7 @@ def read_selection_file(results_dir: Path) -> list[str] | None:
     if not path.is_file():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ReportError(f"{path}: not valid YAML ({getattr(e, 'problem', e)})") from None
     runs = data.get("runs") if isinstance(data, dict) else None
@@ -189,11 +191,57 @@ def read_table(path: Path, name: str, manifest: Manifest | None = None,
     return df
 
 
+# A run may be writing the folder while the report reads it: the store replaces a table, then its record in the
+# manifest, each by an atomic rename. A read between the two sees a table its manifest does not vouch for yet.
+READ_ATTEMPTS = 60   # at READ_RETRY_S apart: a few seconds, far longer than the gap between a table and its record
+READ_RETRY_S = 0.05
+
+
 def load_run(folder: Path) -> Run:
+    """The run in `folder`, read consistently: the manifest and the tables it vouches for as of one moment. A read
+    during which the manifest changed is read again; so is one that found a table not as recorded while a live
+    process writes the folder (the next manifest will vouch for it). Only a problem that stays while nothing
+    writes is reported (ReportError, one line)."""
     folder = Path(folder)
+    for attempt in range(READ_ATTEMPTS):
+        stamp = _stamp(folder / "manifest.json")
+        try:
+            run, error = _load_once(folder), None
+        except ReportError as e:
+            run, error = None, e
+        # Tables that all match the manifest read first are that manifest's run, whatever was written since.
+        if error is None or (_stamp(folder / "manifest.json") == stamp and not _being_written(folder)):
+            break
+        if attempt < READ_ATTEMPTS - 1:
+            time.sleep(READ_RETRY_S)
+    if error is not None:
+        raise error
+    return run
+
+
+def _stamp(path: Path) -> tuple | None:
+    """What changes with every write of the manifest (the store renames a new file over it: a new inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _being_written(folder: Path) -> bool:
+    """A live process holds the folder's lock, or runs one of its stages."""
+    from records.lock import holder
+    try:
+        m = Manifest.read(folder / "manifest.json")
+    except (ManifestError, BadInput):
+        return False
+    return holder(folder) is not None or any(rec.state() == "running" for rec in m.stages.values())
+
+
+def _load_once(folder: Path) -> Run:
     try:
         manifest = Manifest.read(folder / "manifest.json")
-    except ManifestError as e:
+    except BadInput as e:  # a damaged manifest, or a link in its place
         raise ReportError(str(e)) from None
     validate.manifest_facts(manifest, folder / "manifest.json")
     checks = integrity.records(manifest, folder / "manifest.json")

@@ -21,7 +21,8 @@ from pipeline.configs import load_config, load_tuned
 from pipeline.status import status
 from pipeline.tune import TrialsFailed, chosen_overrides, tune
 from records import manifest
-from records.errors import BadInput, ConfigError
+from records.config import project_path
+from records.errors import BadInput, ConfigError, shown
 from records.graph import NAMES
 from records.tuned import refuse_untuned
 from records.verify import folders, problems, summary
@@ -70,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
                         "intervals, McNemar, time, parameters, peaks)")
     ex.add_argument("run", help="a run folder (results/<run>), a config file, or a run name under results/")
     ex.add_argument("--out", default="exports", help="folder for <run>.csv and <run>.json (default: exports)")
+    ex.add_argument("--partial", action="store_true",
+                    help="export an incomplete run (interrupted, failed, in progress) as <run>.partial.csv/.json, "
+                         "marked incomplete; without it such a run is refused")
+    ex.add_argument("--force", action="store_true", help="replace an earlier export of the run")
     ve = sub.add_parser("verify", help="check results folders: sealed manifest, tables as written, the config "
                         "rebuilt from the committed file, code a commit of this repository")
     ve.add_argument("runs", nargs="*", help="run folders or run names under results/ (default: every run there)")
@@ -97,7 +102,7 @@ def _command(args) -> int:
         print((manifest if args.command == "manifest-doc" else docs).documentation(), end="")
         return 0
     if args.command == "export":
-        return _export(args.run, args.out)
+        return _export(args.run, args.out, args.partial, args.force)
     if args.command == "verify":
         return _verify(args.runs, args.results)
     stages = parse_stages(getattr(args, "stages", None))
@@ -144,7 +149,8 @@ def _then_run(args) -> None:
     """The final run of `tune --then-run`: every stage, with the trial the tune just recorded."""
     from pipeline.run import Runner  # torch
     cfg, tuned = load_tuned(args.config, args.overrides, None)
-    command = (f"python -m pipeline tune {shlex.quote(args.config)} {shlex.quote(args.grid)}"
+    command = (f"python -m pipeline tune {shlex.quote(project_path(args.config))} "
+               f"{shlex.quote(project_path(args.grid))}"
                + "".join(f" --set {shlex.quote(o)}" for o in args.overrides) + " --then-run")
     print(f"=== final run with the chosen trial {tuned['chosen_trial']}: {' '.join(tuned['overrides'])}", flush=True)
     Runner(cfg, args.config, tuple(args.overrides), tuned=tuned, command=command).run(
@@ -165,10 +171,10 @@ def _verify(runs: list[str], results: str) -> int:
     return BAD_INPUT if bad else 0
 
 
-def _export(run: str, out: str) -> int:
+def _export(run: str, out: str, partial: bool = False, force: bool = False) -> int:
     """Torch-free (analysis/ computes every figure), so it runs in the report environment too."""
     try:
-        paths = export(run, out)
+        paths = export(run, out, partial, force)
     except ReportError as e:
         raise BadInput(str(e)) from None
     print("\n".join(f"wrote {p}" for p in paths))
@@ -186,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return _command(args)
-    except BadInput as e:
-        print(f"error: {e}", file=sys.stderr)
+    except BadInput as e:  # control characters of an echoed value (a terminal escape in --set) shown escaped
+        print(f"error: {shown(e, 20_000)}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: finished epochs are checkpointed; run the same command to resume", file=sys.stderr)

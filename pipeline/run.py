@@ -39,15 +39,15 @@ from pipeline.telemetry.environment import capture_environment
 from pipeline.telemetry.sampler import ResourceSampler
 from records import faults
 from records.code_version import run_code_version
-from records.config import PROJECT_ROOT, ExperimentConfig, fingerprint
+from records.config import PROJECT_ROOT, ExperimentConfig, fingerprint, project_path
 from records.config_reading import deep_merge as merge
-from records.errors import BadInput, StageError
+from records.errors import BadInput, StageError, refuse_link
 from records.fingerprints import stage_fingerprints
 from records.graph import NAMES, order, stage
 from records.history import entry, seeded, test_accuracies
 from records.integrity import check as check_outputs
-from records.integrity import stray_dirs
-from records.lock import RunLock
+from records.integrity import foreign_checkpoints, links, stray_dirs
+from records.lock import FolderLock, RunLock
 from records.manifest import program
 from records.schema import TABLES
 from records.store import RunStore, stray_files, utc_now
@@ -59,7 +59,8 @@ class Runner:
                  command: str | None = None):
         """`tuned`: the manifest's `tuned` block when cfg holds a tune's choice (records/tuned.py); `command`: the
         command line to record when it is not `run` itself (`pipeline tune ... --then-run`)."""
-        self.cfg, self.config_path, self.overrides = cfg, config_path, tuple(overrides)
+        # Recorded relative to the project root (or absolute), whatever the working directory.
+        self.cfg, self.config_path, self.overrides = cfg, project_path(config_path), tuple(overrides)
         self.tuned, self.command = tuned, command
         self.call: str | None = None  # set with the header (_header)
         self.dist = distributed.current()
@@ -77,6 +78,10 @@ class Runner:
         found = check_outputs(self.store.folder, manifest)
         self.damage = found.stages
         fps = self.fingerprints
+        if manifest.is_done("train", fps["train"]):  # its adapters overwritten since by another config's run
+            foreign = foreign_checkpoints(self.cfg.checkpoint_path, fps["train"], self.cfg.train.epochs)
+            if foreign:
+                self.damage.setdefault("train", []).extend(foreign)
 
         def ready(s: str) -> bool:
             return manifest.is_done(s, fps[s]) and s not in found.stages
@@ -101,6 +106,9 @@ class Runner:
         t0 = time.perf_counter()
         faults.new_run()
         lock = RunLock(self.store.folder, self._command(stages)) if self.dist.main else None
+        # The checkpoint folder is keyed by run name only: a run of the same name into another results folder
+        # must not train into it (or score its adapters) while this one works.
+        ckpt_lock = FolderLock(self.cfg.checkpoint_path) if self.dist.main else None
         try:
             # Rank 0 takes the lock before it reads the manifest to plan; every rank plans (so a bad stage
             # order fails on every rank alike), then all take rank 0's plan, or its refusal.
@@ -108,6 +116,8 @@ class Runner:
             try:
                 if lock is not None:
                     lock.acquire(wait)
+                    self._refuse_links()
+                    ckpt_lock.acquire(wait)
                 outcome = ("plan", self.plan(stages, restart))
             except BadInput as e:
                 outcome = ("refused", e)
@@ -117,6 +127,7 @@ class Runner:
             return self._run_planned(*value, restart, t0)
         finally:
             if lock is not None:
+                ckpt_lock.release()
                 lock.release()
 
     def _run_planned(self, wanted: list[str], todo: list[str], restart: bool, t0: float) -> dict:
@@ -148,6 +159,12 @@ class Runner:
             sampler.close()  # no thread outlives the run, whatever happened
         self._print_summary(time.perf_counter() - t0)
         return {"ran": todo}
+
+    def _refuse_links(self) -> None:
+        """A link planted in the results or checkpoint folder (a received folder can hold one) is refused before
+        anything reads or writes through it."""
+        for found in (links(self.store.folder) + links(self.cfg.checkpoint_path))[:1]:
+            refuse_link(found)
 
     def _clean_strays(self) -> None:
         """Temporary files and half-written checkpoint folders left by a killed run: never read, only in the way."""

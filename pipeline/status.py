@@ -11,7 +11,7 @@ from __future__ import annotations
 from records.config import ExperimentConfig
 from records.fingerprints import stage_fingerprints
 from records.graph import NAMES
-from records.integrity import check, stray_dirs, verify_checkpoint
+from records.integrity import check, foreign_checkpoints, stray_dirs, verify_checkpoint
 from records.lock import holder
 from records.manifest import Manifest
 from records.store import RunStore, stray_files
@@ -35,6 +35,10 @@ def status(cfg: ExperimentConfig) -> str:
     manifest = store.manifest()
     found = check(store.folder, manifest)
     fingerprints = stage_fingerprints(cfg)
+    if manifest.is_done("train", fingerprints["train"]):  # as the run sees it (pipeline/run.py, plan)
+        foreign = foreign_checkpoints(cfg.checkpoint_path, fingerprints["train"], cfg.train.epochs)
+        if foreign:
+            found.stages.setdefault("train", []).extend(foreign)
     lines = [f"{cfg.run}: {store.folder}"]
     for name in NAMES:
         rec = manifest.stage(name)

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from pipeline.configs import load_config
 from records.config import TUNABLE, ConfigError
@@ -32,9 +31,13 @@ from records.store import RunStore
 
 
 def read_grid(path: Path) -> tuple[int, list[dict]]:
+    from records.config_reading import load_yaml
     if not path.is_file():
         raise ConfigError(f"{path}: grid file not found")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: must be a mapping with `epochs` and `trials` at the top level, got a "
+                          f"{type(raw).__name__} (fix: see configs/smollm2-tuning.yaml)")
     epochs, trials = raw.get("epochs"), raw.get("trials")
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"{path}: epochs: must be a positive integer (epochs per trial)")

@@ -12,6 +12,7 @@ and transformers (the report reads the fields' help text from here).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,8 +199,9 @@ class OutputConfig(Section):
 @dataclass
 class ExperimentConfig(Section):
     run: str = text("", "Run name: the folder under results/ and checkpoints/.",
-                    pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
-                    rule="must be a folder name of letters, digits, '.', '_' or '-' (fix: run: my-experiment)")
+                    pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}",
+                    rule="must be a folder name of at most 100 letters, digits, '.', '_' or '-' "
+                         "(fix: run: my-experiment)")
     description: str = text("", "One sentence on what this run is; shown in the report.")
     seed: int = integer(42, "Seed for head initialisation, LoRA initialisation, dropout and data order.", min=0)
     data: DataConfig = section(DataConfig, "Which rows.")
@@ -241,3 +243,11 @@ class ExperimentConfig(Section):
     @property
     def checkpoint_path(self) -> Path:
         return self.path(self.output.checkpoint_dir) / self.run
+
+
+def project_path(path: str | Path) -> str:
+    """`path` (as given, relative to the working directory) as the manifest records it: relative to the project
+    root when it lies inside it, else absolute. So a run started from a subdirectory records `configs/x.yaml`,
+    which `verify` finds and the recorded command re-runs from the repository root."""
+    full = Path(os.path.abspath(Path(path).expanduser()))
+    return full.relative_to(PROJECT_ROOT).as_posix() if full.is_relative_to(PROJECT_ROOT) else str(full)

@@ -22,9 +22,9 @@ def check_files(cfg) -> None:
             f = folder / cfg.data.file_pattern.format(split=split)
             if not f.is_file():
                 raise ConfigError(f"data.path: {f} not found (fix: add that file or change data.file_pattern)")
-    template = cfg.path(cfg.prompt.template)
-    if not template.is_file():
-        raise ConfigError(f"prompt.template: {template} not found (fix: e.g. templates/nli_prompt.j2)")
+    # Only from templates/, and only variables and filters: a received config cannot run code through it.
+    from records.templates import read_template
+    read_template(cfg.path(cfg.prompt.template))
     if cfg.model.source == "local" and not cfg.path(cfg.model.name).is_dir():
         raise ConfigError(f"model.name: folder {cfg.path(cfg.model.name)} not found")
     for where, name in (("model.name", cfg.model.name if cfg.model.source == "gguf" else None),

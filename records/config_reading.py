@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from records.config import ConfigError, ExperimentConfig
+from records.errors import shown
 
 
 def deep_merge(old: dict, new: dict) -> dict:
@@ -23,19 +24,58 @@ def deep_merge(old: dict, new: dict) -> dict:
     return out
 
 
+# A config or a tune grid is a few dozen settings a few levels deep. Bounds far above that refuse a received
+# file built to exhaust memory (an alias bomb: 387 bytes that expand to gigabytes) or the stack (3,000 levels).
+YAML_MAX_DEPTH = 32
+YAML_MAX_ALIASES = 64
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses nesting deeper than YAML_MAX_DEPTH and more than YAML_MAX_ALIASES aliases."""
+
+    def compose_node(self, parent, index):
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > YAML_MAX_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {YAML_MAX_DEPTH} levels")
+            if self.check_event(yaml.AliasEvent):
+                self._aliases = getattr(self, "_aliases", 0) + 1
+                if self._aliases > YAML_MAX_ALIASES:
+                    raise yaml.YAMLError(f"more than {YAML_MAX_ALIASES} aliases (*name)")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML file at `path` as plain data, read as UTF-8 whatever the locale, within the bounds above; a file
+    that is missing, unreadable, not UTF-8, not YAML or out of bounds is one ConfigError line naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}; fix: save it as UTF-8)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    return _parse_yaml(text, str(path))
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader, bounded)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{where}:{at} is not valid YAML ({shown(getattr(e, 'problem', None) or e)})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply (fix: at most {YAML_MAX_DEPTH} levels)") from None
+
+
 def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (fix: pass a path such as configs/tiny-cpu.yaml)")
     if path.resolve() in seen:
         raise ConfigError(f"{path}: `extends` loops back to itself")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{at} is not valid YAML ({getattr(e, 'problem', e)})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read ({e})") from None
+    raw = load_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: must be a mapping of settings at the top level")
     parent = raw.pop("extends", None)
@@ -62,9 +102,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {text}: expected KEY=VALUE such as train.epochs=3")
     key, value = text.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text}: the value is not valid YAML (fix: quote it)") from None
+        return key.strip(), _parse_yaml(value, f"--set {key.strip()}")
+    except ConfigError:
+        raise ConfigError(f"--set {shown(text, 80)}: the value is not valid YAML, or nested deeper than "
+                          f"{YAML_MAX_DEPTH} levels (fix: quote it)") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple = (), check_files: bool = True) -> ExperimentConfig:

@@ -10,6 +10,14 @@ import errno
 from pathlib import Path
 
 
+def shown(value, limit: int = 120) -> str:
+    """`value` as text safe to echo in a one-line message: control characters (terminal escapes, newlines) shown
+    escaped, cut to `limit` characters. A received file's or a command line's text must not drive the terminal."""
+    text = str(value)
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
 class BadInput(ValueError):
     """str(err) is the one line shown to the user: what is wrong, where, and the fix."""
 
@@ -61,6 +69,20 @@ def output_error(e: OSError, path: Path | str) -> OutputError | None:
                            f"fix: make that folder writable, or set output.results_dir / output.checkpoint_dir "
                            f"elsewhere)")
     return None
+
+
+class LinkRefused(BadInput):
+    """A symbolic link where the pipeline writes (a run's folder, its lock, a table, a checkpoint, an export): a
+    received folder could aim it at any file (git commits links), and writing through it would overwrite that."""
+
+
+def refuse_link(path: Path | str) -> None:
+    """LinkRefused naming `path` when it is a symbolic link (checked with lstat: the link itself, never its
+    target); nothing when it is anything else or absent."""
+    import os
+    if os.path.islink(path):
+        raise LinkRefused(f"{shown(path)} is a symbolic link (to {shown(os.readlink(path))}), refused: the pipeline "
+                          f"never writes through a link (fix: remove the link; a real folder or file goes there)")
 
 
 class StageError(BadInput):

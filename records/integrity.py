@@ -201,8 +201,8 @@ def _owners_stages(name: str, sets: dict | None, done_writers: list[str]) -> lis
 # ------------------------------------------------------------------------------------------- checkpoints
 def read_meta(folder: Path) -> dict:
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
     return meta if isinstance(meta, dict) else {}
 
@@ -240,6 +240,21 @@ def verify_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def foreign_checkpoints(ckpt: Path, fingerprint: str, epochs: int) -> list[str]:
+    """One line per checkpoint folder of a run (epoch_1..epoch_<epochs>, final) that is there but was written by
+    another training setup (meta.json's fingerprint is not `fingerprint`): another config's run of the same name
+    trained into the folder since. Such a checkpoint is never resumed from or scored; its train stage runs again."""
+    out = []
+    for name in [*(f"epoch_{k}" for k in range(1, epochs + 1)), "final"]:
+        d = Path(ckpt) / name
+        if d.is_dir() and not d.is_symlink():
+            written = read_meta(d).get("fingerprint")
+            if written is not None and written != fingerprint:  # no meta.json: damaged, said as such elsewhere
+                out.append(f"checkpoint {name} was written by another config (train fingerprint {written}, this "
+                           f"run's is {fingerprint})")
+    return out
+
+
 def checkpoint_records(ckpt: Path, fingerprint: str) -> dict[str, dict]:
     """Folder name -> its meta.json's file list, for the checkpoint folders of this training setup."""
     out = {}
@@ -248,6 +263,19 @@ def checkpoint_records(ckpt: Path, fingerprint: str) -> dict[str, dict]:
         if meta.get("fingerprint") == fingerprint and isinstance(meta.get("files"), dict):
             out[d.name] = meta["files"]
     return out
+
+
+def links(folder: Path) -> list[Path]:
+    """Every symbolic link at or under `folder` (the folder itself included), never followed: a run folder or a
+    checkpoint folder holds none, so one there was planted (pipeline verify reports it, a run refuses it)."""
+    import os
+    folder = Path(folder)
+    if folder.is_symlink():
+        return [folder]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):  # os.walk does not descend into linked folders
+        found += [Path(dirpath) / n for n in sorted(dirnames + filenames) if os.path.islink(os.path.join(dirpath, n))]
+    return found
 
 
 def stray_dirs(ckpt: Path) -> list[Path]:

@@ -15,6 +15,7 @@ Under `accelerate launch` only rank 0 takes the lock: the other ranks never writ
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from records import faults
-from records.errors import BadInput, output_error
+from records.errors import BadInput, output_error, refuse_link
 from records.liveness import process_state
 
 LOCK_NAME = ".lock"
@@ -73,10 +74,13 @@ class RunLock:
 
     def _try(self) -> None:
         self._made = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+        refuse_link(self.folder)  # a received folder's planted link must not aim the lock's write elsewhere
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError as e:
+            if e.errno == errno.ELOOP:  # the lock file is a link: O_NOFOLLOW refused to open it
+                refuse_link(self.path)
             raise output_error(e, self.path) or e from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,6 +135,61 @@ class RunLock:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+class FolderLock:
+    """flock(2) on a folder itself, no file written: the checkpoint folder checkpoints/<run>/, shared by every run
+    of that name whatever its results folder. Released by the kernel however the holder ends."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._fd: int | None = None
+        self._made: list[Path] = []
+
+    def acquire(self, wait: bool = False) -> None:
+        refuse_link(self.folder)
+        self._made = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as e:
+            raise output_error(e, self.folder) or e from None
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return
+            except BlockingIOError:
+                message = (f"{self.folder} is in use by another run of the same name (another results folder) "
+                           f"(fix: wait for it to finish or pass --wait, or give this run another `run` name or "
+                           f"output.checkpoint_dir)")
+                if not wait:
+                    os.close(fd)
+                    self._remove_made()
+                    raise LockHeld(message) from None
+                if not said:
+                    print(f"waiting: {message}", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(WAIT_POLL_S)
+            except OSError:  # a filesystem without flock: the results folder's lock is all there is
+                self._fd = fd
+                return
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        for p in self._made:  # deepest first, only while empty
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        self._made = []
 
 
 @contextlib.contextmanager

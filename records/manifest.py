@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from records.errors import BadInput
+from records.errors import BadInput, refuse_link
 from records.hashing import bytes_sha256
 from records.liveness import process_state
 
@@ -72,7 +72,8 @@ class StageRecord:
                         "epochs_total, finetune_seconds, before_training, measured_params, data_order, "
                         "checkpoints, optimizer (name, fused: as used), step (cuda_graphs, graphs_captured, "
                         "graph_fallback, packing: as run), batch (effective, micro, processes, accumulation) "
-                        "(train); parameter totals (params); peaks (every stage).")
+                        "(train); scored: each checkpoint scored (final, epoch_<k>) with the train fingerprint its "
+                        "meta.json records and its adapter's sha256 (evaluate); parameter totals (params); peaks (every stage).")
 
     CORE = ("status", "start", "end", "seconds", "fingerprint", "pid", "host", "error")
 
@@ -215,11 +216,12 @@ class Manifest:
     def read(cls, path: Path | str) -> Manifest:
         """The manifest at `path`; an absent file is an empty manifest (nothing has run)."""
         path = Path(path)
+        refuse_link(path)  # the store never writes a link: one here was planted, and would be written through
         if not path.exists():
             return cls()
         try:
-            text = path.read_text()
-            d = json.loads(text, parse_constant=_refuse_constant)
+            text = path.read_text(encoding="utf-8")
+            d = loads(text)
         except (OSError, UnicodeDecodeError) as e:
             raise ManifestError(f"{path}: cannot be read ({e})") from None
         except json.JSONDecodeError as e:
@@ -246,6 +248,26 @@ class Manifest:
     def is_done(self, name: str, fingerprint: str) -> bool:
         rec = self.stages.get(name)
         return rec is not None and rec.status == "done" and rec.fingerprint == fingerprint
+
+
+JSON_MAX_DEPTH = 64  # a manifest is about 6 levels deep; a received one 100,000 deep must not exhaust the stack
+
+
+def loads(text: str) -> Any:
+    """A manifest's JSON: NaN and Infinity refused (_NotJSONNumber), nesting bounded (json.JSONDecodeError, so
+    every reader's one line for malformed JSON answers it)."""
+    try:
+        d = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise json.JSONDecodeError(f"nested deeper than {JSON_MAX_DEPTH} levels", text, 0) from None
+    level, todo = 0, [d]
+    while todo:  # breadth first, no recursion: the depth of the parsed value
+        level += 1
+        if level > JSON_MAX_DEPTH:
+            raise json.JSONDecodeError(f"nested deeper than {JSON_MAX_DEPTH} levels", text, 0)
+        todo = [v for x in todo for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else ())
+                if isinstance(v, (dict, list))]
+    return d
 
 
 class _NotJSONNumber(ValueError):

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from records import faults
-from records.errors import StageError, output_error
+from records.errors import StageError, output_error, refuse_link
 from records.graph import OWNER_KEY, owner_of, writers
 from records.integrity import parse, record_of, row_digests
 from records.manifest import Manifest, StageRecord, finite, seal_of
@@ -50,6 +50,8 @@ def utc_now() -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash at any moment leaves the old file or the new one, whole."""
     path = Path(path)
+    refuse_link(path.parent)  # the folder and the file itself: a planted link would aim the write elsewhere
+    refuse_link(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)

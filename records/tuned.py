@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from records.config import ConfigError, ExperimentConfig
+from records.config import TUNABLE, ConfigError, ExperimentConfig
 from records.config_reading import load_config
+from records.errors import shown
 from records.history import settings
 from records.store import RunStore
 
@@ -40,6 +41,13 @@ def record_of(base: ExperimentConfig, from_run: str | None) -> tuple[str, dict]:
     if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
         raise ConfigError(f"{folder}/manifest.json: tuning.chosen_overrides must be a list of KEY=VALUE strings "
                           f"(fix: run `python -m pipeline tune` again, which rewrites it)")
+    # A results folder is data from whoever sent it: only the fields a tune may choose are taken from it, so
+    # it cannot point prompt.template, a data path or trust_remote_code anywhere.
+    other = next((o for o in overrides if o.split("=", 1)[0].strip() not in TUNABLE), None)
+    if other is not None:
+        raise ConfigError(f"{how}: {folder}/manifest.json: tuning.chosen_overrides sets "
+                          f"{shown(other.split('=', 1)[0])}, which is not tunable, refused (a tune chooses only "
+                          f"{', '.join(TUNABLE)}; fix: tune that run again, or set the field yourself)")
     return folder.name, tuning
 
 

@@ -10,19 +10,24 @@ A folder passes when
   and no other file lies there;
 - the config file it names, with the `--set` overrides and the tune's choice it records, resolves to the config it
   holds (same fingerprint);
-- its code version is a commit of this repository's history (HEAD or before), with no uncommitted changes.
-Torch-free.
+- its code version is a commit of this repository's history (HEAD or before), with no uncommitted changes;
+- what the tables recompute agrees with the manifest (test accuracy and its history, epochs and checkpoints), each
+  checkpoint evaluate scored is the train stage's own (fingerprint), and no symbolic link lies in the folder.
+The seal proves that the store wrote the manifest, not who ran the store: a folder forged whole, its tables and
+manifest consistent, passes. Torch-free.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from records.code_version import git
 from records.config import PROJECT_ROOT, ConfigError, fingerprint
 from records.config_reading import load_config
+from records.errors import shown
 from records.integrity import check, parse
-from records.manifest import Manifest, ManifestError, seal_of
+from records.manifest import Manifest, ManifestError, loads, seal_of
 from records.schema import TABLES
 
 ALLOWED = {"manifest.json", ".lock"} | {f"{t}.parquet" for t in TABLES}
@@ -32,7 +37,7 @@ def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
     """What keeps `folder` from passing, one line each (empty: it passes)."""
     path = Path(folder) / "manifest.json"
     try:
-        raw = json.loads(path.read_text())
+        raw = loads(path.read_text(encoding="utf-8"))
         m = Manifest.from_dict(raw, str(path))
     except FileNotFoundError:
         return [f"{path} is missing (fix: name a run folder, one holding manifest.json)"]
@@ -43,7 +48,83 @@ def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
     if raw["seal"] != seal_of(raw):
         return [f"{path} was changed after the results store wrote it (its seal does not match; fix: run the "
                 f"pipeline again instead of editing the manifest)"]
-    out = _record(m, path) + _tables(Path(folder), m) + _config(m, path, root) + _code(m, path, root)
+    tables = _tables(Path(folder), m)
+    # Only tables as recorded can be recomputed from: what they give must agree with the manifest.
+    out = _record(m, path) + tables + (recomputed(Path(folder), m, path) if not tables else []) + \
+        _scored(m, path) + _config(m, path, root) + _code(m, path, root)
+    return out
+
+
+def recomputed(folder: Path, m: Manifest, path: Path) -> list[str]:
+    """The seal proves only that the store wrote the manifest, and anyone can run the store. What the manifest
+    says and the tables can recompute must agree: the fine-tuned test accuracy of every history entry made by
+    the current evaluation (from the predictions and samples tables); the epochs trained, the epochs table, the checkpoints recorded and the epochs scored."""
+    from records.store import RunStore
+    store, out = RunStore(folder, writer=False), []
+    # A stage not done yet (an interrupted run, exported with --partial) has only part of its figures.
+    train, evaluate = (rec if rec is not None and rec.status == "done" else None
+                       for rec in (m.stage("train"), m.stage("evaluate")))
+    epochs = ((m.config or {}).get("train") or {}).get("epochs")
+    if train is not None and isinstance(epochs, int):
+        table = store.read("epochs")["epoch"].tolist() if store.has("epochs") else []
+        told = {"train.epochs_done": train.get("epochs_done"), "train.epochs_total": train.get("epochs_total"),
+                "epochs.parquet": table[-1] if table == list(range(1, len(table) + 1)) and table else table}
+        if m.checkpoints is not None:
+            told["checkpoints"] = sorted(m.checkpoints)
+        want = {**dict.fromkeys(("train.epochs_done", "train.epochs_total", "epochs.parquet"), epochs),
+                "checkpoints": sorted([*(f"epoch_{k}" for k in range(1, epochs + 1)), "final"])}
+        out += [f"{path}: {key} says {told[key]}, but the run trained {epochs} epochs (config train.epochs) (fix: "
+                f"run the train stage again)" for key in told if told[key] != want[key]]
+    if evaluate is None or not store.has("predictions"):
+        return out
+    predictions, samples = store.read("predictions"), store.read("samples")
+    models = set(predictions["model"])
+    if isinstance(epochs, int) and not {f"epoch_{k}" for k in range(1, epochs + 1)} <= models:
+        out.append(f"{path}: predictions.parquet lacks some of epoch_1..epoch_{epochs} (fix: run evaluate again)")
+    return out + history_disagrees(m, predictions, samples, path)
+
+
+def history_disagrees(m: Manifest, predictions, samples, path: Path) -> list[str]:
+    """One line per entry of the test-evaluation history made by the current evaluation whose fine-tuned test
+    accuracy (or row count) is not what the predictions and samples tables give (`export` refuses these too)."""
+    from records.history import test_accuracy
+    evaluate = m.stage("evaluate")
+    if evaluate is None or evaluate.status != "done":
+        return []
+    rows, accuracy = test_accuracy(predictions, samples)
+    out = []
+    for i, e in enumerate(m.test_evaluations or []):
+        if not isinstance(e, dict) or e.get("fingerprint") != evaluate.fingerprint or \
+                e.get("config_fingerprint") != m.config_fingerprint:
+            continue  # an evaluation under other settings: its predictions were replaced since
+        if e.get("test_rows") != rows or not _same(e.get("test_accuracy"), accuracy):
+            out.append(f"{path}: test_evaluations[{i}] says fine-tuned test accuracy {e.get('test_accuracy')} on "
+                       f"{e.get('test_rows')} rows, but predictions.parquet gives {accuracy} on {rows} (fix: run "
+                       f"evaluate again; never edit a manifest)")
+    return out
+
+
+def _same(a, b) -> bool:
+    return a is None and b is None or isinstance(a, (int, float)) and b is not None and abs(a - b) < 1e-12
+
+
+def _scored(m: Manifest, path: Path) -> list[str]:
+    """Each checkpoint evaluate scored was written by this run's train stage (its fingerprint), and is the one
+    whose files train recorded (`checkpoints`). Runs made before evaluate recorded `scored` have nothing to check."""
+    train, evaluate = m.stage("train"), m.stage("evaluate")
+    scored = evaluate.get("scored") if evaluate is not None else None
+    if not isinstance(scored, dict) or train is None:
+        return []
+    out = []
+    for name, rec in scored.items():
+        rec = rec if isinstance(rec, dict) else {}
+        recorded = ((m.checkpoints or {}).get(name) or {}).get("adapter_model.safetensors", {}).get("sha256")
+        if rec.get("fingerprint") != train.fingerprint:
+            out.append(f"{path}: evaluate scored checkpoint {name} of train fingerprint {rec.get('fingerprint')}, not "
+                       f"this run's {train.fingerprint}: another config's adapter (fix: run --stages train,evaluate)")
+        elif recorded is not None and rec.get("adapter_sha256") != recorded:
+            out.append(f"{path}: evaluate scored a checkpoint {name} other than the one train wrote (its adapter's "
+                       f"sha256 differs from `checkpoints`) (fix: run --stages train,evaluate)")
     return out
 
 
@@ -60,8 +141,12 @@ def _record(m: Manifest, path: Path) -> list[str]:
 
 
 def _tables(folder: Path, m: Manifest) -> list[str]:
-    out = []
+    from records.integrity import links
+    out = [f"{p}: a symbolic link (to {shown(os.readlink(p))}) in a run folder (fix: remove it; the pipeline "
+           f"writes none)" for p in links(folder)]
     for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            continue
         if p.name not in ALLOWED:
             out.append(f"{p}: not a file the pipeline writes (fix: remove it)")
         elif p.suffix == ".parquet":

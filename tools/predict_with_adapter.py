@@ -31,7 +31,9 @@ stdlib_logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward"))
 
 import jinja2  # noqa: E402
+import jinja2.nodes  # noqa: E402
 import torch  # noqa: E402
+from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 from peft import PeftModel  # noqa: E402
 from transformers import (  # noqa: E402
     AutoConfig,
@@ -45,6 +47,57 @@ from transformers.utils import logging  # noqa: E402
 # transformers reports the classification head as "MISSING" from the base model: expected, the trained head
 # comes with the adapter (peft's modules_to_save). Errors still show.
 logging.set_verbosity_error()
+
+
+class Refused(Exception):
+    """A received adapter folder that is not what its own records say: one line, exit 2, nothing loaded."""
+
+
+def check_files(adapter: Path) -> None:
+    """Every file of the folder is one that its meta.json lists, with the sha256 and size listed there (the
+    pipeline writes meta.json last), and none is a link: a damaged or altered folder is refused before any
+    of it is read by transformers or peft."""
+    try:
+        listed = json.loads((adapter / "meta.json").read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise Refused(f"{adapter}: meta.json (the adapter's list of files and checksums) is missing or unreadable") \
+            from None
+    present = {p.name: p for p in adapter.iterdir() if p.name != "meta.json"}
+    for name, path in sorted(present.items()):
+        if path.is_symlink() or not path.is_file() or name not in listed:
+            raise Refused(f"{path}: not one of the files the adapter was written with (a link, a folder or an "
+                          f"extra file), refused")
+    for name, rec in listed.items():
+        path = present.get(name)
+        if path is None or path.stat().st_size != rec.get("bytes") or \
+                hashlib.sha256(path.read_bytes()).hexdigest() != rec.get("sha256"):
+            raise Refused(f"{adapter / name}: missing or not as written (sha256 or size differs from meta.json), "
+                          f"refused")
+
+
+# The prompt template recorded in provenance.json is data from whoever sent the adapter: text, the three
+# variables and a few text filters only, rendered in jinja2's sandbox (the pipeline's rule, records/templates.py,
+# restated here because this script runs without the project's code).
+_NODES = (jinja2.nodes.Template, jinja2.nodes.Output, jinja2.nodes.TemplateData, jinja2.nodes.Name,
+          jinja2.nodes.Filter, jinja2.nodes.Const, jinja2.nodes.Keyword)
+_FILTERS = {"join", "lower", "upper", "trim", "title", "capitalize", "replace", "default", "first", "last",
+            "string", "truncate", "wordwrap", "indent", "center"}
+
+
+def prompt_template(text: str) -> jinja2.Template:
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    try:
+        tree = env.parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise Refused(f"provenance.json: prompt.template is not a valid jinja2 template ({e.message})") from None
+    for node in tree.find_all(jinja2.nodes.Node):
+        if not isinstance(node, _NODES) or (isinstance(node, jinja2.nodes.Name) and node.name not in
+                                            {"premise", "hypothesis", "labels"}) or \
+                (isinstance(node, jinja2.nodes.Filter) and (node.name not in _FILTERS or node.dyn_args
+                                                            or node.dyn_kwargs)):
+            raise Refused(f"provenance.json: prompt.template uses {type(node).__name__} "
+                          f"{getattr(node, 'name', '')}, refused: only variables and filters are allowed")
+    return env.from_string(text)
 
 
 def gguf_file(base: dict, given: str | None) -> Path:
@@ -81,7 +134,9 @@ def base_weights(base: dict, work: Path, gguf: str | None) -> tuple[str, dict]:
 
 
 def load(adapter: Path, device: str, gguf: str | None, work: Path):
-    prov = json.loads((adapter / "provenance.json").read_text())
+    check_files(adapter)
+    prov = json.loads((adapter / "provenance.json").read_text(encoding="utf-8"))
+    prompt_template(prov["prompt"]["template"])  # refused before anything loads
     how = prov["loaded_as"]
     location, extra = base_weights(prov["base_model"], work, gguf)
     # On a CPU the run computes in float32; on a GPU in its compute dtype (bfloat16, or float16 on a T4).
@@ -103,7 +158,7 @@ def load(adapter: Path, device: str, gguf: str | None, work: Path):
 
 @torch.no_grad()
 def predict(model, tokenizer, prov: dict, rows: list[dict], dtype, device: str) -> list[dict]:
-    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(prov["prompt"]["template"])
+    template = prompt_template(prov["prompt"]["template"])
     prompts = [template.render(premise=r["premise"].strip(), hypothesis=r["hypothesis"].strip(),
                                labels=prov["prompt"]["label_words"]).rstrip() for r in rows]
     labels = prov["loaded_as"]["id2label"]
@@ -128,9 +183,13 @@ def main() -> None:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--gguf", help="the base model's GGUF file, if not in its installed PyPI package")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in args.rows.read_text(encoding="utf-8").splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as work:
-        model, tokenizer, prov, dtype = load(args.adapter, args.device, args.gguf, Path(work))
+        try:
+            model, tokenizer, prov, dtype = load(args.adapter, args.device, args.gguf, Path(work))
+        except Refused as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
         for r in predict(model, tokenizer, prov, rows, dtype, args.device):
             print(json.dumps(r))
 

@@ -53,12 +53,22 @@ def check_runs(results: Path, listed: str | None, strict: bool) -> None:
         print(f"  warning: no runs in {results} (no folder with a manifest.json): rendering a report that says so")
 
 
+def check_environment() -> None:
+    """SOURCE_DATE_EPOCH (reproducible builds: the date matplotlib, pandoc and typst stamp) must be a whole number
+    of seconds; anything else fails deep inside the kernel's figure code. One line instead."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is not None and not value.strip().isdigit():
+        raise ReportError(f"SOURCE_DATE_EPOCH={one_line(repr(value))[:80]}: must be a whole number of seconds since "
+                          f"1970 (fix: e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it)")
+
+
 def render(results: Path | None = None, out: Path | None = None, runs: str | None = None,
            engine: str = "auto", formats: tuple[str, ...] = FORMATS, build_dir: Path | None = None,
            strict: bool = False, qmd: Path = QMD) -> dict[str, Path]:
     """Render `qmd` (and the front page) into `out`; returns {"html": path, "typst": path, "index": path}.
     `runs`: comma-separated run names (the first is the headline), else REPORT_RUNS / results/report.yaml."""
     t0 = time.perf_counter()
+    check_environment()
     results = Path(results or os.environ.get("REPORT_RESULTS") or DEFAULT_RESULTS).resolve()
     out = Path(out or ROOT / "_site").resolve()
     step(f"checking runs in {results}")
@@ -66,6 +76,7 @@ def render(results: Path | None = None, out: Path | None = None, runs: str | Non
     # The kernel selects again, from the same inputs, so its notes (e.g. "listed but not found") match these.
     env = {"REPORT_RESULTS": str(results), "REPORT_RUNS": runs or os.environ.get("REPORT_RUNS", ""),
            "MPLBACKEND": "Agg", "REPORT_SITE": str(out),
+           "PYTHONUTF8": "1",  # our files are UTF-8 whatever the locale (LC_ALL=C)
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     out.mkdir(parents=True, exist_ok=True)
     if engine == "quarto" or (engine == "auto" and quarto.available()):

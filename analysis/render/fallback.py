@@ -16,7 +16,7 @@ OUTPUT = {"html": ".html", "typst": ".pdf"}
 
 
 def project_config() -> dict:
-    return yaml.safe_load(QUARTO_YML.read_text()) or {} if QUARTO_YML.is_file() else {}
+    return yaml.safe_load(QUARTO_YML.read_text(encoding="utf-8")) or {} if QUARTO_YML.is_file() else {}
 
 
 def document_formats(meta: dict, project: dict, wanted: list[str]) -> dict[str, dict]:
@@ -50,7 +50,7 @@ def render_document(path: Path, out: Path, build: Path, formats: list[str], env:
     defaults = {k: v for k, v in (project.get("execute") or {}).items() if k in ("echo", "output", "warning", "include")}
     document = {k: v for k, v in meta.items() if k != "format"}
     md = build / f"{path.stem}.md"
-    md.write_text(assemble.assemble(document, nb, defaults, fig_dir, build, path.name))
+    md.write_text(assemble.assemble(document, nb, defaults, fig_dir, build, path.name), encoding="utf-8")
     produced = {}
     for name, options in targets.items():
         target = out / f"{path.stem}{OUTPUT[name]}"

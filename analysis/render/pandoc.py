@@ -28,7 +28,8 @@ def pandoc_path() -> str:
 
 def run_pandoc(args: list[str], cwd: Path) -> None:
     filters = [a for f in FILTERS for a in ("--lua-filter", str(f))]
-    proc = subprocess.run([pandoc_path(), *args, *filters], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run([pandoc_path(), *args, *filters], cwd=cwd, capture_output=True, text=True,
+                          encoding="utf-8", errors="replace")
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit code {proc.returncode}"
         raise PandocError(f"pandoc failed: {last}")
@@ -68,7 +69,7 @@ def write_html(md: Path, out: Path, options: dict) -> None:
     for css in _list(options.get("css")):
         args += ["--css", str(ROOT / css)]
     run_pandoc(args, md.parent)
-    out.write_text(place_contents(out.read_text()))
+    out.write_text(place_contents(out.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def write_pdf(md: Path, out: Path, options: dict) -> None:
@@ -79,7 +80,7 @@ def write_pdf(md: Path, out: Path, options: dict) -> None:
         meta["section-numbering"] = "1.1"
     meta["page-numbering"] = "1"
     meta_file = md.parent / "typst-meta.yaml"
-    meta_file.write_text(yaml.safe_dump(meta))
+    meta_file.write_text(yaml.safe_dump(meta), encoding="utf-8")
     typ = md.with_suffix(".typ")
     # typst-smart: pandoc writes quotes and apostrophes as the characters they are and turns typst's smart
     # quotes off, where typst would read the apostrophe after a digit ("T4's") as a prime.

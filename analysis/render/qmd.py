@@ -39,14 +39,14 @@ def read(path: Path) -> str:
     `{{< include _part.qmd >}}` line becomes that file's text. Only a file beside the document, named as
     Quarto's project leaves unrendered (a leading `_`), and not included from an included file."""
     path = Path(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
 
     def part(m: re.Match) -> str:
         name = m.group(1)
         target = path.parent / name
         if "/" in name or "\\" in name or not name.startswith("_") or not target.is_file():
             raise QmdError(f"{path.name}: include {name!r} must name a `_...` file beside it (fix the shortcode)")
-        inner = target.read_text()
+        inner = target.read_text(encoding="utf-8")
         if INCLUDE.search(inner):
             raise QmdError(f"{name}: an included file may not include another")
         return inner.rstrip("\n")

@@ -22,7 +22,7 @@ import torch
 
 from pipeline.engine import distributed
 from records import faults
-from records.errors import StageError, output_error
+from records.errors import StageError, output_error, refuse_link
 from records.integrity import checkpoint_files, read_meta, verify_checkpoint
 from records.store import umask
 
@@ -65,21 +65,27 @@ def set_rng_state(state: dict) -> None:
 
 
 def completed_epochs(ckpt: Path, fingerprint: str) -> int:
-    """The last epoch whose checkpoint is complete, intact and belongs to this exact training setup. A damaged
-    one is passed over, with a note: training falls back to the epoch before it."""
-    candidates = []
-    for d in ckpt.glob("epoch_*"):
-        if d.suffix == ".tmp" or not d.is_dir():
-            continue
-        meta = read_meta(d)
-        if meta.get("fingerprint") == fingerprint and isinstance(meta.get("epoch"), int):
-            candidates.append((meta["epoch"], d))
-    for epoch, d in sorted(candidates, reverse=True):
+    """The last epoch k such that the checkpoints of epochs 1..k are all complete, intact and of this exact
+    training setup. Each is scored by the evaluate stage, so resuming past one of another config's (a run with
+    other settings trained into the folder since) would leave that one in place to be scored as this run's.
+    A damaged checkpoint is passed over, with a note: training falls back to the epoch before it."""
+    done = 0
+    while True:
+        d = ckpt / f"epoch_{done + 1}"
+        meta = read_meta(d) if d.is_dir() and not d.is_symlink() else {}
+        if meta.get("fingerprint") != fingerprint or meta.get("epoch") != done + 1:
+            if meta:
+                later = sorted(p.name for p in ckpt.glob("epoch_*") if p.suffix != ".tmp"
+                               and read_meta(p).get("fingerprint") == fingerprint and p.name != d.name)
+                if later:
+                    _note(f"note: the checkpoint of epoch {done + 1} was written by another config: not resumed "
+                          f"past it (training from epoch {done + 1})")
+            return done
         problem = verify_checkpoint(d)
-        if problem is None:
-            return epoch
-        _note(f"note: the checkpoint of epoch {epoch} is damaged ({problem}): not resumed from")
-    return 0
+        if problem is not None:
+            _note(f"note: the checkpoint of epoch {done + 1} is damaged ({problem}): not resumed from")
+            return done
+        done += 1
 
 
 def _note(text: str) -> None:
@@ -102,6 +108,8 @@ def load_state(folder: Path) -> dict:
 def write_dir(final: Path, write) -> None:
     """Write a checkpoint folder atomically: into <final>.tmp, then one rename."""
     tmp = final.with_name(final.name + ".tmp")
+    for p in (final.parent, final, tmp):  # rmtree and rename below must never act through a planted link
+        refuse_link(p)
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

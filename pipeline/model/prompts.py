@@ -1,16 +1,15 @@
-"""The text the model reads, from a jinja2 template in templates/ (one place to change the prompt)."""
+"""The text the model reads, from a jinja2 template in templates/ (one place to change the prompt). Which templates
+are accepted, and how they are checked and sandboxed, is records/templates.py."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
+from records.templates import read_template
 
 
 class Prompter:
     def __init__(self, template_path: Path, label_words: list[str]):
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
-                                 autoescape=False)
-        self.template = env.from_string(Path(template_path).read_text())
+        self.template = read_template(template_path)[1]
         self.label_words = list(label_words)
 
     def __call__(self, premise: str, hypothesis: str) -> str:

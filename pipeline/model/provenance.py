@@ -21,6 +21,7 @@ from pipeline.model.loading import LayerNormInInputDtype
 from pipeline.telemetry.effective import model_identity
 from records.effective import identity_text
 from records.schema import LABELS
+from records.templates import read_template
 
 PROVENANCE = "provenance.json"
 
@@ -51,7 +52,7 @@ def record(cfg, model, dtype) -> dict:
             # pipeline.model.loading._no_cpu_repacking: without it, predictions on some CPUs shift by ~1e-5
             "bitsandbytes_support_avx512bf16_for_cpu": False,
         },
-        "prompt": {"template": cfg.path(cfg.prompt.template).read_text(), "label_words": list(cfg.prompt.label_words),
+        "prompt": {"template": read_template(cfg.path(cfg.prompt.template))[0], "label_words": list(cfg.prompt.label_words),
                    "max_length": cfg.tokenizer.max_length},
         "prediction": "softmax of the classification head's logits at each prompt's last token",
     }
@@ -79,12 +80,12 @@ def finish_adapter(folder: Path, cfg, model, dtype, tokenizer=None) -> None:
     rec = record(cfg, model, dtype)
     base = rec["base_model"]
     path = folder / "adapter_config.json"
-    config = json.loads(path.read_text())
+    config = json.loads(path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = base["hub_id"] if base["source"] == "hub" else None
     config["revision"] = base.get("revision") or base.get("commit") if base["source"] == "hub" else None
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (folder / PROVENANCE).write_text(json.dumps(rec, indent=2) + "\n")
-    (folder / "README.md").write_text(_card(rec))
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (folder / PROVENANCE).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(_card(rec), encoding="utf-8")
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
 

@@ -7,7 +7,7 @@ import pandas as pd
 from pipeline.recipe.checks import model_loads
 from pipeline.recipe.scoring import predict_splits
 from records.errors import StageError
-from records.integrity import verify_checkpoint
+from records.integrity import foreign_checkpoints, verify_checkpoint
 
 
 def prepare(ctx) -> None:
@@ -32,7 +32,24 @@ def _adapters(ctx) -> tuple:
         if problem is not None:
             raise StageError(f"stage evaluate: checkpoint {d.name} is damaged: {problem} (fix: run with --stages "
                              f"train,evaluate --restart, which trains again)")
+    # Only this config's adapters are scored: another config's run of the same name may have trained since.
+    foreign = foreign_checkpoints(ctx.cfg.checkpoint_path, ctx.fingerprints["train"], ctx.cfg.train.epochs)
+    if foreign:
+        raise StageError(f"stage evaluate: {foreign[0]}: not scored (fix: run with --stages train,evaluate, which "
+                         f"trains this config's adapters again)")
     return final, epochs
+
+
+def scored(ctx) -> dict:
+    """The manifest's record of what evaluate scored: each checkpoint's train fingerprint and adapter sha256
+    (`pipeline verify` checks them against the train stage's fingerprint and its checkpoint records)."""
+    from records.integrity import read_meta
+    out = {}
+    for name in ["final", *(f"epoch_{k}" for k in range(1, ctx.cfg.train.epochs + 1))]:
+        meta = read_meta(ctx.cfg.checkpoint_path / name)
+        out[name] = {"fingerprint": meta.get("fingerprint"),
+                     "adapter_sha256": (meta.get("files") or {}).get("adapter_model.safetensors", {}).get("sha256")}
+    return out
 
 
 def run(ctx) -> dict:
@@ -54,4 +71,4 @@ def run(ctx) -> dict:
     ctx.store.replace_rows("predictions", pd.concat(frames, ignore_index=True), names)
     del model, base
     free()
-    return {}
+    return {"scored": scored(ctx)}

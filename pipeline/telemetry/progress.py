@@ -15,8 +15,6 @@ import os
 import re
 import sys
 
-from tqdm import tqdm
-
 LOG_INTERVAL_S = 10.0
 LOG_FORMAT = "{desc}: {percentage:.0f} % ({n_fmt}/{total_fmt} {unit}) [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # cursor moves tqdm writes for nested bars
@@ -52,6 +50,9 @@ class LineWriter:
 
 def bar(iterable=None, file=None, **kw):
     """tqdm over `iterable`, writing to `file` (stderr by default) as a live bar or as log lines."""
+    # Imported here: the CLI imports this module for is_terminal, and its torch-free commands (verify, export,
+    # data-doc) run in the report environment, which has no tqdm.
+    from tqdm import tqdm
     file = file if file is not None else sys.stderr
     kw.setdefault("leave", True)
     if is_terminal(file):

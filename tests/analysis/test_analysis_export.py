@@ -21,11 +21,14 @@ def exported(tmp_path_factory):
     results = make_results(tmp / "results")
     out = {}
     for run in ("fixture-gpu", "fixture-shape", "fixture-cpu"):
-        r = cli("export", results / run, "--out", tmp / "out")
+        partial = run == "fixture-cpu"  # interrupted: exported only with --partial, and marked so
+        stem = f"{run}.partial" if partial else run
+        r = cli("export", results / run, "--out", tmp / "out", *(["--partial"] if partial else []))
         assert r.returncode == 0, r.stderr
-        assert r.stdout.splitlines() == [f"wrote {tmp / 'out' / run}.csv", f"wrote {tmp / 'out' / run}.json"]
-        out[run] = (pd.read_csv(tmp / "out" / f"{run}.csv", keep_default_na=False),
-                    json.loads((tmp / "out" / f"{run}.json").read_text()))
+        assert r.stdout.splitlines() == [f"wrote {tmp / 'out' / stem}.csv", f"wrote {tmp / 'out' / stem}.json"]
+        out[run] = (pd.read_csv(tmp / "out" / f"{stem}.csv", keep_default_na=False),
+                    json.loads((tmp / "out" / f"{stem}.json").read_text()))
+        assert out[run][1]["complete"] is not partial
     return results, out
 
 

@@ -115,6 +115,16 @@ def _two_folders_extending_each_other(env):
     return ["run", str(env.file("b.yaml", "extends: a.yaml\n"))]
 
 
+def _deep_manifest(command):
+    """The manifest of the finished run with a value 100,000 levels deep, read by `command`."""
+    def case(env):
+        env.edit_manifest(lambda text: text[:-2] + ', "deep": ' + "[" * 100000 + "]" * 100000 + "}\n")
+        if command == "status":
+            return env.argv(command="status")
+        return [command, str(folder(env.root))] + (["--out", str(env.root / "out")] if command == "export" else [])
+    return case
+
+
 CASES = [
     # --- config fields (as --set; the same checks read YAML) ---
     ("epochs zero", _set("train.epochs=0"), "train.epochs: must be >= 1, got 0"),
@@ -138,6 +148,29 @@ CASES = [
     ("LoRA target matching no module", _set("lora.target_modules=[q_proj,qv_proj]"),
      "lora.target_modules: 'qv_proj' matches no module of the model (its linear layers are named"),
     ("prompt template missing", _set("prompt.template=templates/missing.j2"), "prompt.template: "),
+    # --- issue 18: bounded parsing, names, echoed control characters ---
+    ("config alias bomb", _config_file("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))),
+     "is not valid YAML (more than 64 aliases"),
+    ("config nested 5,000 deep", _config_file("run: " + "[" * 5000 + "]" * 5000 + "\n"),
+     "is not valid YAML (nested deeper than 32 levels)"),
+    ("--set value nested 5,000 deep", _set("model.shape=" + "{a: " * 5000 + "1" + "}" * 5000),
+     "...: the value is not valid YAML, or nested deeper than 32 levels"),
+    ("run name of 300 characters", _set("run=" + "r" * 300), "run: must be a folder name of at most 100"),
+    ("terminal escape in --set", lambda env: [*env.argv(), "--set", "\x1b]0;owned\x07\x1b[2J"],
+     "--set \\x1b]0;owned\\x07\\x1b[2J: expected KEY=VALUE"),
+    ("grid alias bomb", _grid("epochs: 1\ntrials: &a [{}]\n" + "".join(f"k{i}: [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+                                                                        for i in range(20))),
+     "grid.yaml: is not valid YAML (more than 64 aliases"),
+    ("grid a list", _grid("- {train.learning_rate: 1.0e-3}\n"), "grid.yaml: must be a mapping with `epochs` and `trials`"),
+    ("grid not YAML", _grid("epochs: [1,\ntrials: {\n"), "grid.yaml: line"),
+    ("grid not UTF-8", _grid(b"epochs: 1\ntrials: [{train.learning_rate: 1.0e-3}]\n# \xff\xfe\n"),
+     "grid.yaml: not UTF-8 text"),
+    ("manifest nested 100,000 deep", lambda env: (env.edit_manifest(
+        lambda text: text[:-2] + ', "deep": ' + "[" * 100000 + "]" * 100000 + "}\n"), env.argv())[1],
+     "malformed manifest, not valid JSON (line 1: nested deeper than 64 levels)"),
+    *[(f"manifest nested 100,000 deep: {command}", _deep_manifest(command), "nested deeper than 64 levels")
+      for command in ("status", "verify", "export")],
     ("a GPU that is not there", _set("runtime.device=cuda"),
      "runtime.device: cuda was asked for but no GPU is visible (fix: runtime.device: auto)"),
     ("results folder is a file", lambda env: env.argv(f"output.results_dir={env.file('taken')}"),

@@ -13,16 +13,23 @@ from tests.report_fixture import make_results
 
 pytestmark = pytest.mark.slow
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes", "accelerate")
-BLOCKER = f'''
+
+
+def blocker(names: tuple) -> str:
+    """A sitecustomize.py that makes every import of `names` fail, as on a machine without them."""
+    return f'''
 import sys
 class _NoHeavyImports:
-    """Any import of {HEAVY} fails, as on a machine without them."""
+    """Any import of {names} fails, as on a machine without them."""
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {HEAVY!r}:
+        if name.split(".")[0] in {names!r}:
             raise ImportError(f"{{name}} is blocked: the report must render without it")
         return None
 sys.meta_path.insert(0, _NoHeavyImports())
 '''
+
+
+BLOCKER = blocker(HEAVY)
 
 
 def test_every_analysis_module_imports_without_torch():
