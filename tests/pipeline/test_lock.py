@@ -72,7 +72,8 @@ def test_two_runs_at_once_one_refuses_and_the_other_finishes(small_reference, tm
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-2000:]
     assert second.returncode == 2, second.stderr[-2000:]
-    command = f"python -m pipeline run {CONFIG}" + "".join(f" --set {o}" for o in overrides(tmp_path))
+    # the command as recorded: the config path relative to the repository root (records.config.project_path)
+    command = "python -m pipeline run configs/tiny-cpu.yaml" + "".join(f" --set {o}" for o in overrides(tmp_path))
     [line] = second.stderr.splitlines()
     assert re.fullmatch(rf"error: {re.escape(str(folder(tmp_path)))} is in use by pid {first.pid} on "
                         rf"{re.escape(socket.gethostname())} since \S+ \({re.escape(command)}\) \(fix: wait for it to "
