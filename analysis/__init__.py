@@ -8,6 +8,7 @@ Facts (numbers; no prose):
     progress    each stage's state, the stages left out on purpose, what is missing (one wording each)
     facts       RunFacts / ReportFacts: every number of a run, computed once; report_facts() loads them
     stats       accuracy, Wilson intervals, McNemar's exact test, confusion matrices, per-class scores
+    binomial    the fair binomial tail of McNemar's test, in floating point, linear in n (no scipy)
     cases       corrected / regressed / unresolved cases and their surface cues
     training    fine-tuning time, tokens per second, padding, the validation trend (over-fitting)
     resources   peaks per stage and per run, the memory cap check, GPU utilisation during training

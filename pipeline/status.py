@@ -4,7 +4,8 @@ The state comes from the manifest's one rule (records/manifest.py: StageRecord.s
 report uses); a done stage is then "up to date" or "stale" by its fingerprint against the config's, and
 "damaged" when its outputs differ from the manifest's records (records/integrity.py, the check `run` makes
 before it decides what to run). Below the stages: who holds the run's lock, damaged checkpoints, and
-temporary files a killed run left.
+temporary files a killed run left. Above them: the rows each split will sample (records/row_plan.py), from
+the config and the source's size alone, so a cap is seen before anything runs.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from records.graph import NAMES
 from records.integrity import check, foreign_checkpoints, stray_dirs, verify_checkpoint
 from records.lock import holder
 from records.manifest import Manifest
+from records.row_plan import plan
 from records.store import RunStore, stray_files
 
 
@@ -40,6 +42,9 @@ def status(cfg: ExperimentConfig) -> str:
         if foreign:
             found.stages.setdefault("train", []).extend(foreign)
     lines = [f"{cfg.run}: {store.folder}"]
+    splits, unknown = plan(cfg)
+    lines.append("  rows sampled per split (rows without a gold label are dropped after sampling):")
+    lines += [f"    {s.line()}" for s in splits] + ([f"    {unknown}"] if unknown else [])
     for name in NAMES:
         rec = manifest.stage(name)
         facts = ""

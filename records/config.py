@@ -215,6 +215,11 @@ class ExperimentConfig(Section):
     runtime: RuntimeConfig = section(RuntimeConfig, "Hardware settings.")
     output: OutputConfig = section(OutputConfig, "Where things go.")
 
+    # The splits whose `limit` the config's text (with `extends` and `--set`) leaves to DataConfig's default:
+    # set by records/config_reading.load_config, so a cap the user never wrote is said aloud (records/row_plan.py).
+    # A plain attribute, not a field: it is not part of the experiment, its fingerprint or its manifest.
+    limits_by_default = ()
+
     def check(self):
         if self.model.source == "random" and self.tokenizer.source == "model":
             raise ConfigError("tokenizer.source: a random-weights model has no tokenizer of its own "

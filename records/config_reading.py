@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
-from records.config import ConfigError, ExperimentConfig
+from records.config import ConfigError, DataConfig, ExperimentConfig
 from records.errors import shown
+from records.schema import SPLITS
 
 
 def deep_merge(old: dict, new: dict) -> dict:
@@ -108,6 +109,15 @@ def parse_override(text: str) -> tuple[str, Any]:
                           f"{YAML_MAX_DEPTH} levels (fix: quote it)") from None
 
 
+def limits_by_default(raw: dict) -> tuple[str, ...]:
+    """The splits (train, validation, test) whose `limit` the merged config text does not set while DataConfig's
+    default for that split has one: their cap comes from records/config.py, not from anything the user wrote."""
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    defaults = DataConfig()
+    return tuple(role for role in SPLITS if getattr(defaults, role).limit is not None
+                 and "limit" not in (data.get(role) if isinstance(data.get(role), dict) else {}))
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple = (), check_files: bool = True) -> ExperimentConfig:
     """The config at `path` with `--set` overrides, every field checked; files it names too unless
     `check_files` is false. Raises ConfigError: "<path>: <field>: <what is wrong> (fix: ...)"."""
@@ -117,6 +127,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple = (), check_files
         for text_ in overrides:
             _set_dotted(raw, *parse_override(text_))
         cfg = ExperimentConfig.from_dict(raw)
+        cfg.limits_by_default = limits_by_default(raw)
         if check_files:
             cfg.check_files()
     except ConfigError as e:

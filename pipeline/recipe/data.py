@@ -17,6 +17,7 @@ import pandas as pd
 from records.config import ConfigError, ExperimentConfig, from_hub
 from records.fingerprints import source_files
 from records.hashing import bytes_sha256
+from records.row_plan import SplitRows
 from records.schema import SPLITS, TABLES
 
 REQUIRED = ("premise", "hypothesis", "label")
@@ -85,6 +86,9 @@ def load_samples(cfg: ExperimentConfig) -> tuple[pd.DataFrame, dict]:
             cache[s.source_split] = _load_split(cfg, s.source_split)
         full = cache[s.source_split]
         positions = list(range(s.offset, len(full), s.stride))
+        note = SplitRows.of(cfg, role, len(full)).default_cap_note()
+        if note:  # a cap the user never wrote is said aloud (issue 20)
+            print(f"  {note}")
         if s.limit is not None:
             positions = positions[: s.limit]
         if not positions:
