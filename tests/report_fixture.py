@@ -501,3 +501,12 @@ def write_seed_study(root: Path, run: str, seeds=(0, 1, 2), p_right=(0.6, 0.75, 
         tuned=base.tuned, stages=None, seeds=list(seeds), config=base.config, weights=base.weights or "pretrained",
         command=f"python -m pipeline run {base.config_path} --seeds {','.join(map(str, seeds))}"))
     return records_study.record_path(Path(root), run)
+
+
+def seed_right(root: Path, run: str, seed: int) -> pd.Series:
+    """Per test idx, whether seed `seed`'s fine-tuned prediction of a seed study of `run` is right: read straight from
+    its parquet files with pandas (the tests' own recomputation, not analysis/'s)."""
+    folder = Path(root) / f"{run}-seed{seed}"
+    p, s = pd.read_parquet(folder / "predictions.parquet"), pd.read_parquet(folder / "samples.parquet")
+    p = p[(p["model"] == "finetuned") & (p["split"] == "test")].merge(s[s["split"] == "test"], on="idx")
+    return (p["pred"] == p["label"]).set_axis(p["idx"])

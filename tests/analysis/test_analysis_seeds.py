@@ -14,7 +14,7 @@ from analysis.errors import ReportError
 from analysis.facts import report_facts
 from analysis.seeds import Spread, t_quantile
 from analysis.sections import seeds as seed_sections
-from tests.report_fixture import make_results, write_seed_study
+from tests.report_fixture import make_results, seed_right, write_seed_study
 
 SEEDS = (0, 1, 2)
 T_975 = {1: 12.7062047, 2: 4.30265273, 4: 2.77644511, 9: 2.26215716, 30: 2.04227246}  # Student's t tables
@@ -28,11 +28,7 @@ def results(tmp_path_factory):
 
 
 def _right(root, seed) -> pd.Series:
-    """Per test idx: whether seed `seed`'s fine-tuned prediction is right (read straight from its parquet files)."""
-    folder = root / f"fixture-gpu-seed{seed}"
-    p, s = pd.read_parquet(folder / "predictions.parquet"), pd.read_parquet(folder / "samples.parquet")
-    p = p[(p["model"] == "finetuned") & (p["split"] == "test")].merge(s[s["split"] == "test"], on="idx")
-    return (p["pred"] == p["label"]).set_axis(p["idx"])
+    return seed_right(root, "fixture-gpu", seed)
 
 
 def test_mean_spread_interval_and_range_over_the_seeds(results):

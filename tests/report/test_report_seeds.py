@@ -11,7 +11,7 @@ import pytest
 
 from analysis import render
 from tests.report.helpers import html_text
-from tests.report_fixture import make_results, write_seed_study
+from tests.report_fixture import make_results, seed_right, write_seed_study
 
 SEEDS = (0, 1, 2)
 
@@ -28,11 +28,8 @@ def with_study(tmp_path_factory):
     return results, html_text(produced["html"])
 
 
-def _right(results, seed) -> pd.Series:
-    folder = results / f"fixture-gpu-seed{seed}"
-    p, s = pd.read_parquet(folder / "predictions.parquet"), pd.read_parquet(folder / "samples.parquet")
-    p = p[(p["model"] == "finetuned") & (p["split"] == "test")].merge(s[s["split"] == "test"], on="idx")
-    return (p["pred"] == p["label"]).set_axis(p["idx"])
+def _right(root, seed) -> pd.Series:
+    return seed_right(root, "fixture-gpu", seed)
 
 
 def test_the_seed_section_gives_mean_spread_range_and_every_seed(with_study):
