@@ -22,6 +22,7 @@ from analysis.history import TestHistory, history_of
 from analysis.original import Original, original_study
 from analysis.published import PublishedResults, published_snli
 from analysis.runs import Run, Selection, select
+from analysis.seeds import SeedStudy, seed_study
 from analysis.tuning import Tuning, tuning_of
 from analysis.verification import Verification, verification_of
 
@@ -285,6 +286,7 @@ class ReportFacts:
     original: Original
     runs: list[RunFacts] = field(default_factory=list)
     published: PublishedResults = field(default_factory=published_snli)  # published SNLI results (reference)
+    studies: dict = field(default_factory=dict, repr=False)  # run name -> its seed study, read once (seeds_of)
 
     @property
     def headline(self) -> RunFacts:
@@ -378,6 +380,13 @@ class ReportFacts:
     def unsealed_runs(self) -> list[str]:
         """Runs whose manifest predates the store's seal: `pipeline verify` refuses them for being older."""
         return self.names(lambda f: not f.verification.sealed)
+
+    def seeds_of(self, f: RunFacts | None) -> SeedStudy:
+        """The seed study of a run's settings (results/<run>.study.json, analysis/seeds.py); absent when none."""
+        name = f.name if f is not None else ""
+        if name not in self.studies:
+            self.studies[name] = seed_study(self.selection.results_dir, name)
+        return self.studies[name]
 
     @property
     def param_match(self) -> list[str]:

@@ -1,6 +1,6 @@
-"""The README's performance and scaling sections, generated from the latest benchmark records (never typed
-by hand): benchmarks/results/<config>-<time>.json (benchmarks/bench.py, on a GPU, with targets) and
-benchmarks/results/scaling-<time>.json (benchmarks/scaling.py).
+"""The README's performance, scaling and seed-study cost sections, generated from the latest benchmark records and
+the committed runs (never typed by hand): benchmarks/results/<config>-<time>.json (benchmarks/bench.py, on a GPU,
+with targets), benchmarks/results/scaling-<time>.json (benchmarks/scaling.py) and results/<run>/manifest.json.
 
     python benchmarks/readme.py          rewrite the sections between their markers in README.md
     python benchmarks/readme.py --check  exit 1 if README.md's sections differ from the records (a test runs this)
@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.scaling from the repository root
 RESULTS = ROOT / "benchmarks" / "results"
 MARKERS = {"performance": ("<!-- performance:start -->", "<!-- performance:end -->"),
-           "scaling": ("<!-- scaling:start -->", "<!-- scaling:end -->")}
+           "scaling": ("<!-- scaling:start -->", "<!-- scaling:end -->"),
+           "seeds": ("<!-- seeds:start -->", "<!-- seeds:end -->")}
+# What a seed study of each committed run costs (`pipeline run --seeds`): that many times the run's own recorded time.
+SEED_STUDIES = (("smollm2-snli-offline", "--seeds 0-4 --tuned", 5), ("phi2-shape-h200", "--seeds 0-2", 3))
 
 
 def _latest(pattern: str, keep, folder: Path) -> tuple[Path, dict] | None:
@@ -101,6 +104,34 @@ def scaling_section(path: Path, r: dict) -> str:
                       f"{r['note']}.", "", table(r)])
 
 
+def committed_runs(results: Path = ROOT / "results") -> tuple[Path, list[dict]] | None:
+    """The manifests of the committed runs a seed study would repeat (SEED_STUDIES)."""
+    found = [json.loads((results / run / "manifest.json").read_text()) for run, _, _ in SEED_STUDIES
+             if (results / run / "manifest.json").is_file()]
+    return (results, found) if found else None
+
+
+def seeds_section(results: Path, manifests: list[dict]) -> str:
+    """Cost of a seed study of each committed run: seeds x the stage seconds its manifest records."""
+    lines = ["| study | one run (stages recorded in its manifest) | of which fine-tuning | the study, one GPU |",
+             "|---|---|---|---|"]
+    for m in manifests:
+        run = m["run"]
+        flags, n = next((f, k) for r, f, k in SEED_STUDIES if r == run)
+        stages = m.get("stages") or {}
+        total = sum(rec.get("seconds") or 0 for rec in stages.values())
+        train = (stages.get("train") or {}).get("finetune_seconds")
+        gpu = ((m.get("environment") or {}).get("gpu") or {}).get("name") or "CPU"
+        config = m.get("config_path")
+        asked = m.get("stages_requested")
+        only = f" --stages {','.join(asked)}" if asked and len(asked) < 5 else ""
+        lines.append(f"| `python -m pipeline run {config}{only} {flags}` | {total:.1f} s on 1 × {gpu} "
+                     f"([{run}](results/{run}/manifest.json)) | {train:.1f} s | about {n} × {total:.1f} = "
+                     f"{n * total:.0f} s |")
+    return "\n".join(["Computed from the committed runs' manifests (each stage's recorded wall time, loading the model "
+                      "included; starting Python is not):", "", *lines])
+
+
 def rewrite(readme: str, name: str, body: str) -> str:
     start, end = MARKERS[name]
     if start not in readme or end not in readme:
@@ -117,7 +148,8 @@ def main(argv: list[str] | None = None, readme_path: Path = ROOT / "README.md") 
     readme = old = readme_path.read_text()
     full = latest_full_ladder()
     for name, found, render in (("performance", latest_record(), lambda p, r: section(p, r, full)),
-                                ("scaling", latest_scaling(), scaling_section)):
+                                ("scaling", latest_scaling(), scaling_section),
+                                ("seeds", committed_runs(), seeds_section)):
         if found is None:
             print(f"no {name} record in benchmarks/results/", file=sys.stderr)
             return 1

@@ -1,4 +1,5 @@
 """python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline {export,verify} RUN
+python -m pipeline {run,status} CONFIG --seeds 0-4   (a seed study: one run per seed)
 python -m pipeline {manifest-doc,data-doc}
 
 Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
@@ -19,8 +20,10 @@ from analysis.export import export
 from pipeline import docs
 from pipeline.configs import load_config, load_tuned
 from pipeline.status import status
+from pipeline.study import SeedsFailed, Study, parse_seeds, run_study, study_status
 from pipeline.tune import TrialsFailed, chosen_overrides, tune
 from records import manifest
+from records import study as study_records
 from records.config import project_path
 from records.errors import BadInput, ConfigError, shown
 from records.graph import NAMES
@@ -60,7 +63,14 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--jobs", type=int, default=None,
                             help="trials run at once, each its own process on its own GPU (default: one per "
                                  "visible GPU, 1 without a GPU)")
+        if name in ("run", "status"):
+            sp.add_argument("--seeds", default=None, metavar="SEEDS",
+                            help="a seed study: the same settings once per seed, e.g. 0-4 or 0,3,7; each seed is the "
+                                 "run <run>-seed<k>, tied together by results/<run>.study.json (status: each seed's state)")
         if name == "run":
+            sp.add_argument("--jobs", type=int, default=None,
+                            help="with --seeds: seeds run at once, each its own process on its own GPU (default: one "
+                                 "per visible GPU, 1 without a GPU)")
             sp.add_argument("--stages", default=None,
                             help=f"comma-separated subset of {','.join(NAMES)} (default: all)")
         if name in ("run", "tune"):
@@ -106,6 +116,10 @@ def _command(args) -> int:
     if args.command == "verify":
         return _verify(args.runs, args.results)
     stages = parse_stages(getattr(args, "stages", None))
+    if getattr(args, "seeds", None) is not None:
+        return _study(args, stages)
+    if getattr(args, "jobs", None) is not None and args.command == "run":
+        raise ConfigError("--jobs: only with --seeds in `run` (fix: add --seeds 0-4, or drop --jobs)")
     tuned = None
     if getattr(args, "tuned", False) or getattr(args, "tuned_from", None):
         if args.tuned and args.tuned_from:
@@ -157,16 +171,39 @@ def _then_run(args) -> None:
         None, restart=args.restart, wait=args.wait)
 
 
+def _study(args, stages: list[str] | None) -> int:
+    """`run --seeds` / `status --seeds`: a seed study (pipeline/study.py)."""
+    if args.tuned and args.tuned_from:
+        raise ConfigError("--tuned and --tuned-from: give one (--tuned: this run's own tune)")
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs: must be 1 or more, got {jobs}")
+    plan = Study(args.config, args.overrides, parse_seeds(args.seeds), args.tuned, args.tuned_from, stages)
+    if args.command == "status":
+        print(study_status(plan))
+        return 0
+    try:
+        run_study(plan, jobs, restart=args.restart, wait=args.wait)
+    except SeedsFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _verify(runs: list[str], results: str) -> int:
-    """Torch-free: it runs in the report environment too."""
-    targets = folders(runs, results)
-    if not targets:
+    """Torch-free: it runs in the report environment too. Run folders, and seed studies (records/study.py)."""
+    named_studies = [t for t in runs if study_records.is_study(t, results)]
+    named_runs = [t for t in runs if t not in named_studies]
+    targets = folders(named_runs, results) if named_runs or not runs else []
+    studies = study_records.find(named_studies, results) if named_studies or not runs else []
+    if not targets and not studies:
         raise BadInput(f"verify: no run folders under {results}/ (fix: name a run folder)")
     bad = 0
-    for folder in targets:
-        found = problems(folder)
+    for path, check, ok in [*((f, problems, summary) for f in targets),
+                            *((s, study_records.problems, study_records.summary) for s in studies)]:
+        found = check(path)
         bad += bool(found)
-        print("\n".join(f"error: {line}" for line in found) if found else summary(folder),
+        print("\n".join(f"error: {line}" for line in found) if found else ok(path),
               file=sys.stderr if found else sys.stdout)
     return BAD_INPUT if bad else 0
 

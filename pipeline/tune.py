@@ -15,16 +15,12 @@ complete epoch. Trials are independent: the table is the same whatever --jobs is
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.configs import load_config
+from pipeline.jobs import Job, default_jobs, run_side_by_side, sets
 from records.config import TUNABLE, ConfigError
 from records.lock import held
 from records.store import RunStore
@@ -54,15 +50,6 @@ def trial_overrides(trial: dict) -> list[str]:
     return [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in trial.items()]  # no spaces: one shell word each
 
 
-def default_jobs() -> int:
-    """One trial per visible GPU; one at a time without a GPU."""
-    try:
-        import torch  # only to count GPUs: heavy, and absent from the report environment
-        return max(1, torch.cuda.device_count())
-    except ImportError:
-        return 1
-
-
 def _trial_sets(base, overrides: list[str], trial: dict, k: int, epochs: int) -> list[str]:
     return list(overrides) + trial_overrides(trial) + [
         f"train.epochs={epochs}", f"run={base.run}-trial{k}",
@@ -83,46 +70,6 @@ def _row(cfg, k: int, epochs: int) -> dict:
             "val_loss": float(last["val_loss"]), "seconds": float(ep["seconds"].sum())}
 
 
-def _run_concurrently(config_path: str, jobs: list[tuple[int, list[str]]], slots: int, logs: Path,
-                      restart: bool = False) -> list[str]:
-    """Run each (trial, sets) as `pipeline run` in its own process, `slots` at a time, each on its own GPU
-    slot. -> one line per failed trial (empty when all finished)."""
-    import torch
-    gpus = torch.cuda.device_count()
-    free: queue.Queue = queue.Queue()
-    for slot in range(slots):
-        free.put(slot)
-    logs.mkdir(parents=True, exist_ok=True)
-
-    def one(k: int, sets: list[str]) -> str | None:
-        slot = free.get()
-        try:
-            env = dict(os.environ)
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = _visible(slot)
-            log = logs / f"trial{k}.log"
-            where = f"GPU {env.get('CUDA_VISIBLE_DEVICES')}" if gpus else f"process slot {slot}"
-            print(f"=== trial {k} started on {where} (log: {log})", flush=True)
-            cmd = [sys.executable, "-m", "pipeline", "run", config_path, *[a for s in sets for a in ("--set", s)],
-                   "--stages", "data,train", *(["--restart"] if restart else [])]
-            with open(log, "w") as out:
-                code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-            last = (log.read_text().strip().splitlines() or [""])[-1][:300]
-            print(f"=== trial {k} {'finished' if code == 0 else f'failed (exit {code})'}: {last}", flush=True)
-            return None if code == 0 else f"trial {k} failed (exit {code}); see {log}"
-        finally:
-            free.put(slot)
-
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        return [e for e in pool.map(lambda j: one(*j), jobs) if e]
-
-
-def _visible(slot: int) -> str:
-    """The slot-th GPU of those this process may use (respecting an outer CUDA_VISIBLE_DEVICES)."""
-    outer = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return outer[slot] if outer else str(slot)
-
-
 def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | None = None,
          wait: bool = False, restart: bool = False) -> pd.DataFrame:
     """Run the trials and record them, holding the base run's lock throughout (records/lock.py): a `run` or
@@ -131,8 +78,8 @@ def tune(config_path: str, grid_path: str, overrides: list[str], jobs: int | Non
     base = load_config(config_path, overrides)
     plans = []
     for k, trial in enumerate(trials, 1):
-        sets = _trial_sets(base, overrides, trial, k, epochs)
-        plans.append((k, sets, load_config(config_path, sets)))  # every trial's config checked before any runs
+        trial_sets = _trial_sets(base, overrides, trial, k, epochs)
+        plans.append((k, trial_sets, load_config(config_path, trial_sets)))  # every trial's config checked before any runs
     with held(base.results_path, f"python -m pipeline tune {config_path} {grid_path}", wait):
         return _tune(config_path, grid_path, base, epochs, trials, plans, jobs or default_jobs(), restart)
 
@@ -141,13 +88,15 @@ def _tune(config_path: str, grid_path: str, base, epochs: int, trials: list[dict
           jobs: int, restart: bool) -> pd.DataFrame:
     from pipeline.run import Runner  # torch
     if jobs == 1:
-        for k, sets, cfg in plans:
+        for k, trial_sets, cfg in plans:
             print(f"=== trial {k}/{len(trials)}: {', '.join(trial_overrides(trials[k - 1]))}", flush=True)
-            Runner(cfg, config_path, tuple(sets)).run(["data", "train"], restart=restart)
+            Runner(cfg, config_path, tuple(trial_sets)).run(["data", "train"], restart=restart)
     else:
         print(f"{len(trials)} trials, {jobs} at a time", flush=True)
-        failed = _run_concurrently(config_path, [(k, sets) for k, sets, _ in plans], jobs,
-                                   base.checkpoint_path / "tuning" / "logs", restart)
+        failed = run_side_by_side(config_path, [
+            Job(f"trial {k}", f"trial{k}.log", [*sets(trial_sets), "--stages", "data,train",
+                                                 *(["--restart"] if restart else [])])
+            for k, trial_sets, _ in plans], jobs, base.checkpoint_path / "tuning" / "logs")
         if failed:
             raise TrialsFailed("; ".join(failed) + " (fix: run the same tune again: finished trials are skipped)")
     df = pd.DataFrame([_row(cfg, k, epochs) for k, _, cfg in plans])

@@ -463,3 +463,50 @@ def write_two_gpu_twin(root: Path, one_gpu: str, name: str, *, speedup: float = 
         record_tables(folder, m)
     save_manifest(folder, m)
     return folder
+
+
+def write_seed_study(root: Path, run: str, seeds=(0, 1, 2), p_right=(0.6, 0.75, 0.7)) -> Path:
+    """A seed study of `run`'s settings as `pipeline run ... --seeds` leaves it (records/study.py): one folder
+    `<run>-seed<k>` per seed, a copy of `run` with its own seed, fine-tuned test predictions (right with
+    probability p_right[i]) and epoch times, and the sealed study record results/<run>.study.json."""
+    import shutil
+
+    from records import study as records_study
+    src = Path(root) / run
+    base = Manifest.read(src / "manifest.json")
+    for i, seed in enumerate(seeds):
+        name = records_study.seed_run(run, seed)
+        folder = Path(root) / name
+        shutil.copytree(src, folder)
+        rng = np.random.default_rng(1000 + seed)
+        store = RunStore(folder)
+        preds, samples = store.read("predictions"), store.read("samples")
+        test = samples[samples["split"] == "test"]
+        fresh = pd.DataFrame(_predictions(rng, "test", test["idx"].tolist(), test["label"].tolist(), "finetuned",
+                                          p_right[i % len(p_right)]))
+        store.write("predictions", pd.concat([preds[~((preds["model"] == "finetuned") & (preds["split"] == "test"))],
+                                              fresh], ignore_index=True))
+        ep = store.read("epochs")
+        ep["seconds"] = ep["seconds"] * (1 + 0.05 * i)
+        store.write("epochs", ep)
+        m = Manifest.read(folder / "manifest.json")
+        m.run = name
+        m.config = {**m.config, "run": name, "seed": seed}
+        m.overrides = [*(m.overrides or []), *records_study.seed_overrides(run, seed)]
+        m.stages["train"].info["finetune_seconds"] = float(ep["seconds"].sum())
+        record_tables(folder, m)
+        save_manifest(folder, m)
+    records_study.write(records_study.record_path(Path(root), run), records_study.build(
+        study=run, description=base.description, config_path=base.config_path, overrides=base.overrides or [],
+        tuned=base.tuned, stages=None, seeds=list(seeds), config=base.config, weights=base.weights or "pretrained",
+        command=f"python -m pipeline run {base.config_path} --seeds {','.join(map(str, seeds))}"))
+    return records_study.record_path(Path(root), run)
+
+
+def seed_right(root: Path, run: str, seed: int) -> pd.Series:
+    """Per test idx, whether seed `seed`'s fine-tuned prediction of a seed study of `run` is right: read straight from
+    its parquet files with pandas (the tests' own recomputation, not analysis/'s)."""
+    folder = Path(root) / f"{run}-seed{seed}"
+    p, s = pd.read_parquet(folder / "predictions.parquet"), pd.read_parquet(folder / "samples.parquet")
+    p = p[(p["model"] == "finetuned") & (p["split"] == "test")].merge(s[s["split"] == "test"], on="idx")
+    return (p["pred"] == p["label"]).set_axis(p["idx"])

@@ -9,6 +9,7 @@ from analysis.sections import (  # noqa: F401  (report.qmd reaches them as secti
     reproducibility,
     resources,
     runs,
+    seeds,
     setup,
     time,
     verdict,

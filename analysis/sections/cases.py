@@ -35,15 +35,20 @@ def _label(i) -> str:
         return str(i)
 
 
-def example_table(f: RunFacts, category: str) -> Markdown:
+def example_table(f: RunFacts, category: str, kinds: dict[int, str] | None = None) -> Markdown:
     """The chosen rows of one category (cases.chosen: those the fine-tuned model was most sure of), each with
-    its cues; the full list is in the CSV file (case_file)."""
+    its cues; the full list is in the CSV file (case_file). `kinds`: idx -> its kind across a seed study's seeds
+    (analysis/seeds.py), shown as a last column."""
     df = cs.chosen(f.cases, category)
     if not len(df):
         return Markdown("None.")
     cues = cs.cue_list(df)
     rows = [[int(row["idx"]), row["premise"], row["hypothesis"], _label(row["label"]), _prediction(row, "base"),
              _prediction(row, "ft"), cues.loc[i]] for i, row in df.iterrows()]
+    if kinds is not None:
+        for r in rows:
+            r.append(kinds.get(r[0], "not scored by the seeds"))
+        return table(HEADER + ["cues", "across seeds"], rows, align="rlllllll", widths=WIDTHS + [10, 10])
     return table(HEADER + ["cues"], rows, align="rllllll", widths=WIDTHS + [10])
 
 
@@ -61,7 +66,8 @@ def case_file(R: ReportFacts, folder: Path | None = None) -> Markdown:
     """Write every compared test row of every run with cases to CASE_FILE in the site's folder ($REPORT_SITE,
     else _site/ beside report.qmd) and return a link to it; "" when no run has cases. The file is replaced
     atomically (a link at that path is replaced, never followed)."""
-    frames = [cs.full_list(f.cases).assign(run=f.name) for f in R.runs if f.accuracy_meaningful and len(f.cases)]
+    frames = [_across_seeds(cs.full_list(f.cases), R.seeds_of(f)).assign(run=f.name) for f in R.runs
+              if f.accuracy_meaningful and len(f.cases)]
     if not frames:
         return Markdown("")
     folder = Path(folder or os.environ.get("REPORT_SITE") or SITE)
@@ -73,6 +79,13 @@ def case_file(R: ReportFacts, folder: Path | None = None) -> Markdown:
         df.to_csv(out, index=False)
     os.replace(tmp, folder / CASE_FILE)
     return Markdown(f"[{CASE_FILE}]({CASE_FILE})")
+
+
+def _across_seeds(rows: pd.DataFrame, study) -> pd.DataFrame:
+    """The case list with each row's kind across the seed study of its run's settings, where there is one."""
+    if not study.accuracy.n:
+        return rows
+    return rows.assign(across_seeds=rows["idx"].map(study.kinds).fillna("not scored by the seeds"))
 
 
 def comparison_table(f: RunFacts) -> Markdown:

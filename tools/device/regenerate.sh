@@ -15,6 +15,9 @@
 #   call 3  bash tools/device/regenerate.sh 3   carry .whl .device-data .device-carry
 #           SmolLM2: the tune on the validation rows (trials over both GPUs), then its run with the chosen trial;
 #           then the same settings over two processes (--tuned-from)
+#   call 4  bash tools/device/regenerate.sh 4   carry .whl .device-data .device-carry
+#           the seed studies: results/smollm2-snli-offline-seed0..4 + smollm2-snli-offline.study.json (GPU 0) and
+#           results/phi2-shape-h200-seed0..2 + phi2-shape-h200.study.json (GPU 1); after: verify the .study.json files
 set -o pipefail
 R=tools/device/run.sh
 # The lent machines send back at most 8 files: each step ends by packing what it made into one tarball
@@ -55,5 +58,12 @@ case "$1" in
      LIMIT=420 bash $R smollm2-tune-run 0,1 tune $C configs/smollm2-tuning.yaml --then-run --restart
      LIMIT=150 bash $R smollm2-2gpu 0,1 run configs/smollm2-snli-offline-2gpu.yaml --tuned-from smollm2-snli-offline --restart
      pack ;;
-  *) echo "usage: regenerate.sh 1|2|2b|3" >&2; exit 2 ;;
+  4) # seed studies (issue 23), side by side: GPU 0 the headline settings over 5 seeds (the tune's choice recorded in
+     # the carried smollm2-snli-offline, --tuned; the tune is not run again), GPU 1 Phi-2's shape over 3 seeds
+     LIMIT=560 bash $R phi2-shape-seeds 1 run configs/phi2-shape-h200.yaml --stages data,params,train --seeds 0-2 &
+     shape=$!
+     LIMIT=560 bash $R smollm2-seeds 0 run configs/smollm2-snli-offline.yaml --seeds 0-4 --tuned
+     wait $shape
+     pack ;;
+  *) echo "usage: regenerate.sh 1|2|2b|3|4" >&2; exit 2 ;;
 esac

@@ -9,7 +9,7 @@
 # the tuning table into $OUT/results/<run>/, the folder that comes back (nothing is rebuilt from a log). Checkpoints
 # stay on the machine ($CKPT, default /tmp/ckpt). The log goes to $OUT/logs/NAME.log (progress bars dropped).
 # GPUS: the CUDA devices it may use; `run` over two or more is launched with accelerate (one process per GPU), `tune`
-# spreads its trials over them. A run that continues a committed run (its manifest's history of test evaluations)
+# spreads its trials over them, and so does `run --seeds` its seeds. A run that continues a committed run (its manifest's history of test evaluations)
 # starts from a copy: put results/<run> under .device-carry/results/ and it is copied into $OUT/results first.
 set -o pipefail
 [ $# -ge 3 ] || { echo "usage: run.sh NAME GPUS pipeline-args..." >&2; exit 2; }
@@ -23,7 +23,8 @@ for d in .device-carry/results/*/; do  # never over a folder this session's call
 done
 sets=(--set "output.results_dir=$OUT/results" --set "output.checkpoint_dir=${CKPT:-/tmp/ckpt}")
 n=$(echo "$gpus" | tr ',' '\n' | grep -c . || true)
-if [ "$1" = run ] && [ "$n" -gt 1 ]; then
+seeds=0; for a in "$@"; do [ "$a" = --seeds ] && seeds=1; done  # a seed study spreads its seeds itself (--jobs)
+if [ "$1" = run ] && [ "$n" -gt 1 ] && [ "$seeds" = 0 ]; then
   cmd=(python3 -m accelerate.commands.launch --multi_gpu --num_processes "$n" --num_machines 1 --mixed_precision no
        --dynamo_backend no -m pipeline "$@" "${sets[@]}")
 else
