@@ -256,10 +256,12 @@ def foreign_checkpoints(ckpt: Path, fingerprint: str, epochs: int) -> list[str]:
 
 
 def checkpoint_records(ckpt: Path, fingerprint: str) -> dict[str, dict]:
-    """Folder name -> its meta.json's file list, for the checkpoint folders of this training setup."""
+    """Folder name -> its meta.json's file list, for the checkpoint folders of this training setup: epoch_<k> and
+    final (mid_epoch/, a passing state that is only ever resumed from, is not one of the run's checkpoints)."""
     out = {}
     for d in sorted(Path(ckpt).iterdir()) if Path(ckpt).is_dir() else ():
-        meta = read_meta(d) if d.is_dir() and d.suffix != ".tmp" else {}
+        kept = d.name == "final" or (d.name.startswith("epoch_") and d.name[6:].isdigit())
+        meta = read_meta(d) if kept and d.is_dir() else {}
         if meta.get("fingerprint") == fingerprint and isinstance(meta.get("files"), dict):
             out[d.name] = meta["files"]
     return out
