@@ -177,27 +177,51 @@ class Runner:
         why = "; ".join(self.damage.get(name, ()))
         print(f"[{name}] running{f' again: {why}' if why else ''}...", flush=True)
         with faults.stage(name):
+            earlier = self._earlier_attempts(name, ctx.restart)
+            attempt = int(earlier["attempt"].max()) + 1 if len(earlier) else 1
             self.store.begin_stage(name, self.fingerprints[name], **header)
+            part = self.store.open_part("resources", name)  # rank 0's samples on disk as they are taken
             t0 = time.perf_counter()
             try:
-                with sampler.stage(name):
+                with sampler.stage(name, spool=part.append if part else None, attempt=attempt):
                     facts = body(name).run(ctx) or {}
             except BaseException as e:
                 # What led up to the failure stays readable: the record says why, the stage's resource samples
                 # show how. Best effort: on a full disk these writes fail too, and the first error is the news.
                 with contextlib.suppress(OSError, BadInput):
                     self.store.fail_stage(name, round(time.perf_counter() - t0, 3), e)
-                    self.store.replace_rows("resources", sampler.frame(name), [name])
+                    self.store.seal_rows("resources", _concat([earlier, sampler.frame(name)]), name)
                 raise
+            finally:
+                if part is not None:
+                    part.close()
             seconds = round(time.perf_counter() - t0, 3)
             self._record_effective(ctx)
             frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
-            self.store.replace_rows("resources", _concat(frames), [name])
+            self.store.seal_rows("resources", _concat([earlier, *frames]), name)
             peaks = distributed.gather_objects(sampler.peaks(name))
             by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
             fields = self._evaluated() if name == "evaluate" and self.dist.main else None
             self.store.finish_stage(name, seconds, fields, **facts, peaks=peaks[0], **by_rank)
         print(f"[{name}] done in {seconds:.1f} s", flush=True)
+
+    def _earlier_attempts(self, name: str, restart: bool) -> pd.DataFrame:
+        """This stage's resource rows from earlier attempts that did not finish, when this attempt goes on from
+        them (same fingerprint, no --restart): a killed one's from its part file, a failed one's from the table.
+        A done stage's rows, or rows of other settings, are not kept: this attempt replaces them (and a stale
+        part file goes, so this attempt's file holds this attempt's rows only)."""
+        prev = self.store.stage(name)
+        if restart or prev is None or prev.status == "done" or prev.fingerprint != self.fingerprints[name]:
+            if self.dist.main:
+                self.store.part_path("resources", name).unlink(missing_ok=True)
+            return _empty()
+        try:
+            table = self.store.read("resources")
+        except StageError:  # damaged: its rows cannot be kept (the integrity check says so)
+            table = _empty()
+        rows = _concat([table[table["stage"] == name], self.store.read_part("resources", name)])
+        # a kill between sealing the table and removing the part file leaves rows in both
+        return rows.drop_duplicates(subset=["attempt", "rank", "time"], ignore_index=True)
 
     def _runtime(self, ctx: RunContext) -> dict:
         """Apply the runtime settings; the manifest fields that record them."""

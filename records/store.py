@@ -146,7 +146,7 @@ class RunStore:
         """The table as written; empty when absent. A damaged file is one line naming it (StageError)."""
         if not self.has(name):
             return TABLES[name].empty_table().to_pandas()
-        table, problem = parse(name, self.table_path(name).read_bytes(), older=not self._recorded(name))
+        table, problem = parse(name, self.table_path(name).read_bytes())
         if problem is not None:
             stages = ", ".join(writers(name)) or "`pipeline tune`"
             raise StageError(f"{self.table_path(name)} is damaged: {problem} (fix: run again; {stages} "
@@ -205,12 +205,43 @@ class RunStore:
     def _readable(self, name: str) -> pa.Table | None:
         """The table on disk, or None when it is absent or damaged (its rows cannot be kept)."""
         try:
-            return parse(name, self.table_path(name).read_bytes(), older=not self._recorded(name))[0]
+            return parse(name, self.table_path(name).read_bytes())[0]
         except FileNotFoundError:
             return None
 
-    def _recorded(self, name: str) -> bool:
-        return name in (self.manifest().tables or {})
+    # --- part files: a stage's rows of a shared table, appended as they are taken, sealed at the stage's end ---
+    def part_path(self, name: str, owner: str) -> Path:
+        return self.folder / f"{name}.{owner}.part"
+
+    def open_part(self, name: str, owner: str) -> PartFile | None:
+        """An appender to `owner`'s part file of table `name` (None in a process that does not write)."""
+        return PartFile(self.part_path(name, owner), TABLES[name].names) if self.writer else None
+
+    def read_part(self, name: str, owner: str) -> pd.DataFrame:
+        """The rows of a part file a killed attempt left (empty when none): every whole line; a line the kill
+        cut short, or one that is not a row of this table, is dropped."""
+        path, schema = self.part_path(name, owner), TABLES[name]
+        refuse_link(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        rows = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+                if isinstance(row, list) and len(row) == len(schema) and row[0] == owner:
+                    rows.append(pa.table(dict(zip(schema.names, [[v] for v in row], strict=True)), schema=schema))
+            except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
+                continue
+        return (pa.concat_tables(rows) if rows else schema.empty_table()).to_pandas()
+
+    def seal_rows(self, name: str, df: pd.DataFrame, owner: str) -> None:
+        """`owner`'s rows of `name` into the table (replace_rows), then its part file goes: its rows are in `df`."""
+        self.replace_rows(name, df, [owner])
+        if self.writer:
+            refuse_link(self.part_path(name, owner))
+            self.part_path(name, owner).unlink(missing_ok=True)
 
     # --- manifest: read and written as one typed object (records/manifest.py) ---
     @property
@@ -270,6 +301,26 @@ class RunStore:
         reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
                   else str(error).splitlines()[0][:500] if str(error) else type(error).__name__)
         self.update_stage(name, status="failed", end=utc_now(), seconds=seconds, error=reason)
+
+
+class PartFile:
+    """Appends rows as JSON lines, one write(2) each, to a file opened without following links. A SIGKILL keeps
+    every row written before it (the kernel has them); no fsync per row: a power cut may lose the last ones."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        refuse_link(path.parent)
+        self.columns = len(columns)
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~umask())
+        except OSError as e:
+            raise output_error(e, path) or e from None
+
+    def append(self, row: tuple) -> None:
+        assert len(row) == self.columns, row
+        os.write(self.fd, (json.dumps(list(row), default=float) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _set_fields(m: Manifest, fields: dict) -> None:

@@ -27,11 +27,13 @@ from records.config import PROJECT_ROOT, SAVE_CADENCE, ConfigError, fingerprint
 from records.config_reading import load_config
 from records.errors import shown
 from records.fingerprints import without
+from records.graph import NAMES
 from records.integrity import check, parse
 from records.manifest import Manifest, ManifestError, loads, seal_of
 from records.schema import TABLES
 
-ALLOWED = {"manifest.json", ".lock"} | {f"{t}.parquet" for t in TABLES}
+# resources.<stage>.part: a killed stage's resource samples, sealed into the table when the stage runs again
+ALLOWED = {"manifest.json", ".lock"} | {f"{t}.parquet" for t in TABLES} | {f"resources.{s}.part" for s in NAMES}
 
 
 def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
