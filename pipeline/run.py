@@ -26,7 +26,6 @@ import shutil
 import socket
 import time
 
-import pandas as pd
 import torch
 
 from pipeline.engine import distributed
@@ -49,6 +48,7 @@ from records.integrity import check as check_outputs
 from records.integrity import foreign_checkpoints, links, stray_dirs
 from records.lock import FolderLock, RunLock
 from records.manifest import program
+from records.parts import earlier_attempts, resource_rows
 from records.schema import TABLES
 from records.store import RunStore, stray_files, utc_now
 from records.tuned import flag
@@ -177,7 +177,7 @@ class Runner:
         why = "; ".join(self.damage.get(name, ()))
         print(f"[{name}] running{f' again: {why}' if why else ''}...", flush=True)
         with faults.stage(name):
-            earlier = self._earlier_attempts(name, ctx.restart)
+            earlier = earlier_attempts(self.store, name, self.fingerprints[name], ctx.restart, self.dist.main)
             attempt = int(earlier["attempt"].max()) + 1 if len(earlier) else 1
             self.store.begin_stage(name, self.fingerprints[name], **header)
             part = self.store.open_part("resources", name)  # rank 0's samples on disk as they are taken
@@ -190,7 +190,7 @@ class Runner:
                 # show how. Best effort: on a full disk these writes fail too, and the first error is the news.
                 with contextlib.suppress(OSError, BadInput):
                     self.store.fail_stage(name, round(time.perf_counter() - t0, 3), e)
-                    self.store.seal_rows("resources", _concat([earlier, sampler.frame(name)]), name)
+                    self.store.seal_rows("resources", resource_rows([earlier, sampler.frame(name)]), name)
                 raise
             finally:
                 if part is not None:
@@ -198,30 +198,12 @@ class Runner:
             seconds = round(time.perf_counter() - t0, 3)
             self._record_effective(ctx)
             frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
-            self.store.seal_rows("resources", _concat([earlier, *frames]), name)
+            self.store.seal_rows("resources", resource_rows([earlier, *frames]), name)
             peaks = distributed.gather_objects(sampler.peaks(name))
             by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
             fields = self._evaluated() if name == "evaluate" and self.dist.main else None
             self.store.finish_stage(name, seconds, fields, **facts, peaks=peaks[0], **by_rank)
         print(f"[{name}] done in {seconds:.1f} s", flush=True)
-
-    def _earlier_attempts(self, name: str, restart: bool) -> pd.DataFrame:
-        """This stage's resource rows from earlier attempts that did not finish, when this attempt goes on from
-        them (same fingerprint, no --restart): a killed one's from its part file, a failed one's from the table.
-        A done stage's rows, or rows of other settings, are not kept: this attempt replaces them (and a stale
-        part file goes, so this attempt's file holds this attempt's rows only)."""
-        prev = self.store.stage(name)
-        if restart or prev is None or prev.status == "done" or prev.fingerprint != self.fingerprints[name]:
-            if self.dist.main:
-                self.store.part_path("resources", name).unlink(missing_ok=True)
-            return _empty()
-        try:
-            table = self.store.read("resources")
-        except StageError:  # damaged: its rows cannot be kept (the integrity check says so)
-            table = _empty()
-        rows = _concat([table[table["stage"] == name], self.store.read_part("resources", name)])
-        # a kill between sealing the table and removing the part file leaves rows in both
-        return rows.drop_duplicates(subset=["attempt", "rank", "time"], ignore_index=True)
 
     def _runtime(self, ctx: RunContext) -> dict:
         """Apply the runtime settings; the manifest fields that record them."""
@@ -311,14 +293,3 @@ class Runner:
         if manifest.weights == "random":
             lines.append("  (random weights: a shape-only run; accuracies mean nothing)")
         print("\n".join(lines))
-
-
-def _concat(frames: list):
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else _empty())
-
-
-def _empty():
-    return TABLES["resources"].empty_table().to_pandas()
-
-

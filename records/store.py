@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from records import faults
+from records import faults, parts
 from records.errors import StageError, output_error, refuse_link
 from records.graph import OWNER_KEY, owner_of, writers
 from records.integrity import parse, record_of, row_digests
@@ -213,28 +213,15 @@ class RunStore:
     def part_path(self, name: str, owner: str) -> Path:
         return self.folder / f"{name}.{owner}.part"
 
-    def open_part(self, name: str, owner: str) -> PartFile | None:
+    def open_part(self, name: str, owner: str) -> parts.PartFile | None:
         """An appender to `owner`'s part file of table `name` (None in a process that does not write)."""
-        return PartFile(self.part_path(name, owner), TABLES[name].names) if self.writer else None
+        if not self.writer:
+            return None
+        return parts.PartFile(self.part_path(name, owner), TABLES[name].names, 0o666 & ~umask())
 
     def read_part(self, name: str, owner: str) -> pd.DataFrame:
-        """The rows of a part file a killed attempt left (empty when none): every whole line; a line the kill
-        cut short, or one that is not a row of this table, is dropped."""
-        path, schema = self.part_path(name, owner), TABLES[name]
-        refuse_link(path)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        rows = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-                if isinstance(row, list) and len(row) == len(schema) and row[0] == owner:
-                    rows.append(pa.table(dict(zip(schema.names, [[v] for v in row], strict=True)), schema=schema))
-            except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowTypeError):
-                continue
-        return (pa.concat_tables(rows) if rows else schema.empty_table()).to_pandas()
+        """The rows of a part file a killed attempt left (empty when none; records/parts.py)."""
+        return parts.read(self.part_path(name, owner), name, owner)
 
     def seal_rows(self, name: str, df: pd.DataFrame, owner: str) -> None:
         """`owner`'s rows of `name` into the table (replace_rows), then its part file goes: its rows are in `df`."""
@@ -301,26 +288,6 @@ class RunStore:
         reason = ("interrupted" if isinstance(error, KeyboardInterrupt)
                   else str(error).splitlines()[0][:500] if str(error) else type(error).__name__)
         self.update_stage(name, status="failed", end=utc_now(), seconds=seconds, error=reason)
-
-
-class PartFile:
-    """Appends rows as JSON lines, one write(2) each, to a file opened without following links. A SIGKILL keeps
-    every row written before it (the kernel has them); no fsync per row: a power cut may lose the last ones."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        refuse_link(path.parent)
-        self.columns = len(columns)
-        try:
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~umask())
-        except OSError as e:
-            raise output_error(e, path) or e from None
-
-    def append(self, row: tuple) -> None:
-        assert len(row) == self.columns, row
-        os.write(self.fd, (json.dumps(list(row), default=float) + "\n").encode())
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 def _set_fields(m: Manifest, fields: dict) -> None:
