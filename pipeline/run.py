@@ -26,7 +26,6 @@ import shutil
 import socket
 import time
 
-import pandas as pd
 import torch
 
 from pipeline.engine import distributed
@@ -49,6 +48,7 @@ from records.integrity import check as check_outputs
 from records.integrity import foreign_checkpoints, links, stray_dirs
 from records.lock import FolderLock, RunLock
 from records.manifest import program
+from records.parts import earlier_attempts, resource_rows
 from records.schema import TABLES
 from records.store import RunStore, stray_files, utc_now
 from records.tuned import flag
@@ -177,22 +177,28 @@ class Runner:
         why = "; ".join(self.damage.get(name, ()))
         print(f"[{name}] running{f' again: {why}' if why else ''}...", flush=True)
         with faults.stage(name):
+            earlier = earlier_attempts(self.store, name, self.fingerprints[name], ctx.restart, self.dist.main)
+            attempt = int(earlier["attempt"].max()) + 1 if len(earlier) else 1
             self.store.begin_stage(name, self.fingerprints[name], **header)
+            part = self.store.open_part("resources", name)  # rank 0's samples on disk as they are taken
             t0 = time.perf_counter()
             try:
-                with sampler.stage(name):
+                with sampler.stage(name, spool=part.append if part else None, attempt=attempt):
                     facts = body(name).run(ctx) or {}
             except BaseException as e:
                 # What led up to the failure stays readable: the record says why, the stage's resource samples
                 # show how. Best effort: on a full disk these writes fail too, and the first error is the news.
                 with contextlib.suppress(OSError, BadInput):
                     self.store.fail_stage(name, round(time.perf_counter() - t0, 3), e)
-                    self.store.replace_rows("resources", sampler.frame(name), [name])
+                    self.store.seal_rows("resources", resource_rows([earlier, sampler.frame(name)]), name)
                 raise
+            finally:
+                if part is not None:
+                    part.close()
             seconds = round(time.perf_counter() - t0, 3)
             self._record_effective(ctx)
             frames = distributed.gather_objects(sampler.frame(name))  # every rank's samples, rank 0 writes them
-            self.store.replace_rows("resources", _concat(frames), [name])
+            self.store.seal_rows("resources", resource_rows([earlier, *frames]), name)
             peaks = distributed.gather_objects(sampler.peaks(name))
             by_rank = {"peaks_by_rank": peaks} if len(peaks) > 1 else {}
             fields = self._evaluated() if name == "evaluate" and self.dist.main else None
@@ -287,14 +293,3 @@ class Runner:
         if manifest.weights == "random":
             lines.append("  (random weights: a shape-only run; accuracies mean nothing)")
         print("\n".join(lines))
-
-
-def _concat(frames: list):
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames[0] if frames else _empty())
-
-
-def _empty():
-    return TABLES["resources"].empty_table().to_pandas()
-
-

@@ -25,6 +25,10 @@ from records.schema import SPLITS
 __all__ = ["ConfigError", "ExperimentConfig", "from_hub", "fingerprint", "PROJECT_ROOT", "TUNABLE"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Fields that decide only how often training saves its progress, never what it computes (a resumed run gives
+# the same losses whatever they are): no stage fingerprint hashes them (records/fingerprints.py), so changing
+# them never retrains, and a manifest written before they existed still verifies (records/verify.py).
+SAVE_CADENCE = ("train.checkpoint_every_steps", "train.checkpoint_every_minutes")
 # The fields `pipeline tune` may vary and a received results folder's tuned choice may set (`--tuned-from`):
 # the recipe's hyper-parameters, nothing that names a file, a model or a folder.
 TUNABLE = ("train.learning_rate", "train.batch_size", "lora.r", "lora.alpha", "lora.target_modules",
@@ -157,6 +161,17 @@ class TrainConfig(Section):
                              "(GPU only; falls back to eager, and says so, if capture fails).")
     prepare_kbit: bool = flag(False, "Run peft's prepare_model_for_kbit_training (upcasts non-quantized weights "
                               "to float32: more memory, slower; the original study's recipe).")
+    # Mid-epoch checkpoints. Default: every 30 minutes, no step cadence. The study's epochs take 10 s to 12 min,
+    # so it writes none (no cost); a 550k-row epoch (an hour on an H200, ~22 h on a T4) then loses at most 30
+    # minutes to a kill, for one adapter + optimizer write (~0.2 GB for Phi-2's r=16: seconds) per half hour.
+    checkpoint_every_steps: int | None = integer(None, "Also save a resumable mid-epoch state every this many "
+                                                 "optimizer steps (null: no step cadence). A kill loses at most "
+                                                 "this many steps; resuming gives the same losses as no kill.",
+                                                 min=1, optional=True)
+    checkpoint_every_minutes: float | None = number(30.0, "Save a resumable mid-epoch state when this many minutes "
+                                                    "have passed since the last save (null: none). Checked every "
+                                                    "16 steps, when losses are read back. The per-epoch "
+                                                    "checkpoints are written either way.", gt=0.0, optional=True)
 
     def check(self):
         # batch_size = micro_batch_size x processes x accumulation steps; the process count is known only at

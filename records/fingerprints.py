@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from records.config import ExperimentConfig, fingerprint
+from records.config import SAVE_CADENCE, ExperimentConfig, fingerprint
 from records.graph import NAMES, stage
 from records.hashing import file_sha256
 from records.schema import SPLITS
@@ -35,9 +35,22 @@ def source_identity(cfg: ExperimentConfig) -> dict:
     return {split: file_sha256(p) for split, p in source_files(cfg).items()}
 
 
+def without(d: dict, dotted_fields) -> dict:
+    """A copy of the nested dict `d` without the (dotted) fields named; absent ones are ignored."""
+    out = dict(d)
+    for dotted in dotted_fields:
+        head, _, rest = dotted.partition(".")
+        if head in out and rest and isinstance(out[head], dict):
+            out[head] = without(out[head], [rest])
+        elif not rest:
+            out.pop(head, None)
+    return out
+
+
 def stage_inputs(cfg: ExperimentConfig, name: str) -> dict:
-    """The config values stage `name` reads, keyed by their dotted names."""
-    d = cfg.to_dict()
+    """The config values stage `name` reads, keyed by their dotted names; never the save cadence (SAVE_CADENCE:
+    how often progress is saved changes no result, so it must not re-run a stage)."""
+    d = without(cfg.to_dict(), SAVE_CADENCE)
     return {field: _pick(d, field) for field in stage(name).reads}
 
 

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from records.graph import NAMES, OWNER_KEY, owner_of, writers
 from records.hashing import bytes_sha256, file_sha256
 from records.manifest import Manifest
-from records.schema import TABLES, with_later_columns
+from records.schema import DIGEST_OMITS, TABLES, with_later_columns
 
 
 def record_of(data: bytes, rows: int | None = None) -> dict:
@@ -53,16 +53,17 @@ def row_digests(table: pa.Table, key: str) -> dict[str, dict]:
     so the digest depends on the values only, not on pyarrow's or pandas' version."""
     groups: dict[str, list] = {}
     for row in table.to_pylist():
-        groups.setdefault(str(row[key]), []).append(list(row.values()))
+        values = [v for c, v in row.items() if c not in DIGEST_OMITS or v != DIGEST_OMITS[c]]
+        groups.setdefault(str(row[key]), []).append(values)
     return {o: {"rows": len(rows), "sha256": bytes_sha256(
         json.dumps(rows, separators=(",", ":"), default=str).encode())} for o, rows in groups.items()}
 
 
-def parse(name: str, data: bytes, older: bool = False) -> tuple[pa.Table | None, str | None]:
+def parse(name: str, data: bytes) -> tuple[pa.Table | None, str | None]:
     """(table, None) when `data` is a parquet file of table `name`'s schema, else (None, what is wrong).
 
-    `older`: the file has no record to compare with (written before records existed): a column the schema
-    gained since (records.schema: Column.older_tables) is filled in with what it means there, not refused."""
+    A column the schema gained after the file was written (records.schema: Column.older_tables) is filled in
+    with what it means there, not refused: a file written before it existed, recorded in its manifest or not."""
     if not data:
         return None, "empty file (0 bytes)"
     try:
@@ -70,8 +71,7 @@ def parse(name: str, data: bytes, older: bool = False) -> tuple[pa.Table | None,
     except Exception as e:  # pyarrow raises several types for a damaged file
         return None, f"not a readable parquet file ({(str(e).splitlines() or [type(e).__name__])[0][:120]})"
     schema = TABLES[name]
-    if older:
-        table = with_later_columns(name, table)
+    table = with_later_columns(name, table)
     missing = [c for c in schema.names if c not in table.column_names]
     if missing:
         return None, f"column {missing[0]!r} is missing"
@@ -135,7 +135,7 @@ def _check_table(folder: Path, manifest: Manifest, name: str, done_writers: list
     except OSError as e:
         blame(done_writers, f"cannot be read ({e.strerror})")
         return
-    table, problem = parse(name, data, older=rec is None)
+    table, problem = parse(name, data)
     if rec is not None and differs(data, rec) is None:
         if name in OWNER_KEY and sets:  # as written; but rows the store could not keep (damaged) are missing
             _check_rows(name, table, sets, done_writers, blame)
@@ -256,10 +256,12 @@ def foreign_checkpoints(ckpt: Path, fingerprint: str, epochs: int) -> list[str]:
 
 
 def checkpoint_records(ckpt: Path, fingerprint: str) -> dict[str, dict]:
-    """Folder name -> its meta.json's file list, for the checkpoint folders of this training setup."""
+    """Folder name -> its meta.json's file list, for the checkpoint folders of this training setup: epoch_<k> and
+    final (mid_epoch/, a passing state that is only ever resumed from, is not one of the run's checkpoints)."""
     out = {}
     for d in sorted(Path(ckpt).iterdir()) if Path(ckpt).is_dir() else ():
-        meta = read_meta(d) if d.is_dir() and d.suffix != ".tmp" else {}
+        kept = d.name == "final" or (d.name.startswith("epoch_") and d.name[6:].isdigit())
+        meta = read_meta(d) if kept and d.is_dir() else {}
         if meta.get("fingerprint") == fingerprint and isinstance(meta.get("files"), dict):
             out[d.name] = meta["files"]
     return out

@@ -29,6 +29,9 @@ class Column:
     # A column added later: what it reads as in tables written before it existed (readers fill it in), e.g.
     # rank 0 for resources sampled before runs could span several processes. REQUIRED otherwise.
     older_tables: tuple | None = REQUIRED  # (value,): a 1-tuple, so that the value may itself be None
+    # Added after manifests recorded row digests (records.integrity.row_digests): a row whose value here is the
+    # older_tables value hashes as if the column were absent, so the digests recorded before it still match.
+    digest_omits_older: bool = False
 
     @property
     def doc_for_users(self) -> str:
@@ -118,6 +121,9 @@ DOCS: dict[str, Table] = {t.name: t for t in (
                older_tables=(0,)),
         Column("gpu_index", pa.int64(), "That process's CUDA device index; null without a GPU.",
                older_tables=(None,)),
+        Column("attempt", pa.int64(), "Which attempt at the stage took the sample, from 1: a stage killed or "
+               "failed and run again (resumed) keeps the earlier attempts' rows, so a kill loses no measurement.",
+               older_tables=(1,), digest_omits_older=True),
     )),
     Table("params", "Parameter accounting of the 4-bit model with its LoRA adapters, by component and storage "
           "dtype (counted on the meta device).", ("component", "dtype"), (
@@ -151,9 +157,15 @@ DOCS: dict[str, Table] = {t.name: t for t in (
 TABLES: dict[str, pa.Schema] = {name: t.schema for name, t in DOCS.items()}
 
 
+# column name -> the value a row digest leaves out (Column.digest_omits_older)
+DIGEST_OMITS: dict[str, object] = {c.name: c.older_tables[0] for t in DOCS.values() for c in t.columns
+                                   if c.digest_omits_older}
+
+
 def with_later_columns(name: str, table: pa.Table) -> pa.Table:
     """A table as read from disk, with the columns added after it was written filled in as the schema says
-    (`Column.older_tables`); every reader goes through this, so old results stay readable."""
+    (`Column.older_tables`); every reader goes through this (records.integrity.parse), so old results, recorded
+    in their manifest or not, stay readable."""
     for c in DOCS[name].columns:
         if c.name not in table.column_names and c.older_tables is not REQUIRED:
             table = table.append_column(pa.field(c.name, c.type), pa.array([c.older_tables[0]] * table.num_rows, c.type))

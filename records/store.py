@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from records import faults
+from records import faults, parts
 from records.errors import StageError, output_error, refuse_link
 from records.graph import OWNER_KEY, owner_of, writers
 from records.integrity import parse, record_of, row_digests
@@ -146,7 +146,7 @@ class RunStore:
         """The table as written; empty when absent. A damaged file is one line naming it (StageError)."""
         if not self.has(name):
             return TABLES[name].empty_table().to_pandas()
-        table, problem = parse(name, self.table_path(name).read_bytes(), older=not self._recorded(name))
+        table, problem = parse(name, self.table_path(name).read_bytes())
         if problem is not None:
             stages = ", ".join(writers(name)) or "`pipeline tune`"
             raise StageError(f"{self.table_path(name)} is damaged: {problem} (fix: run again; {stages} "
@@ -205,12 +205,30 @@ class RunStore:
     def _readable(self, name: str) -> pa.Table | None:
         """The table on disk, or None when it is absent or damaged (its rows cannot be kept)."""
         try:
-            return parse(name, self.table_path(name).read_bytes(), older=not self._recorded(name))[0]
+            return parse(name, self.table_path(name).read_bytes())[0]
         except FileNotFoundError:
             return None
 
-    def _recorded(self, name: str) -> bool:
-        return name in (self.manifest().tables or {})
+    # --- part files: a stage's rows of a shared table, appended as they are taken, sealed at the stage's end ---
+    def part_path(self, name: str, owner: str) -> Path:
+        return self.folder / f"{name}.{owner}.part"
+
+    def open_part(self, name: str, owner: str) -> parts.PartFile | None:
+        """An appender to `owner`'s part file of table `name` (None in a process that does not write)."""
+        if not self.writer:
+            return None
+        return parts.PartFile(self.part_path(name, owner), TABLES[name].names, 0o666 & ~umask())
+
+    def read_part(self, name: str, owner: str) -> pd.DataFrame:
+        """The rows of a part file a killed attempt left (empty when none; records/parts.py)."""
+        return parts.read(self.part_path(name, owner), name, owner)
+
+    def seal_rows(self, name: str, df: pd.DataFrame, owner: str) -> None:
+        """`owner`'s rows of `name` into the table (replace_rows), then its part file goes: its rows are in `df`."""
+        self.replace_rows(name, df, [owner])
+        if self.writer:
+            refuse_link(self.part_path(name, owner))
+            self.part_path(name, owner).unlink(missing_ok=True)
 
     # --- manifest: read and written as one typed object (records/manifest.py) ---
     @property

@@ -23,14 +23,17 @@ import os
 from pathlib import Path
 
 from records.code_version import git
-from records.config import PROJECT_ROOT, ConfigError, fingerprint
+from records.config import PROJECT_ROOT, SAVE_CADENCE, ConfigError, fingerprint
 from records.config_reading import load_config
 from records.errors import shown
+from records.fingerprints import without
+from records.graph import NAMES
 from records.integrity import check, parse
 from records.manifest import Manifest, ManifestError, loads, seal_of
 from records.schema import TABLES
 
-ALLOWED = {"manifest.json", ".lock"} | {f"{t}.parquet" for t in TABLES}
+# resources.<stage>.part: a killed stage's resource samples, sealed into the table when the stage runs again
+ALLOWED = {"manifest.json", ".lock"} | {f"{t}.parquet" for t in TABLES} | {f"resources.{s}.part" for s in NAMES}
 
 
 def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
@@ -174,11 +177,18 @@ def _config(m: Manifest, path: Path, root: Path) -> list[str]:
         rebuilt = load_config(config, given, check_files=False).to_dict()
     except ConfigError as e:
         return [f"{path}: its config cannot be rebuilt: {e}"]
+    # A run made before the save-cadence fields existed recorded none of them; they change no result.
+    rebuilt = without(rebuilt, [f for f in SAVE_CADENCE if not _has(m.config or {}, f)])
     if fingerprint(rebuilt) == m.config_fingerprint and rebuilt == m.config:
         return []
     differ = _first_difference(rebuilt, m.config or {})
     return [f"{path}: config {m.config_path} with the recorded overrides gives {differ}, not what the run used "
             f"(fix: run again with the committed config, or commit the config the run used)"]
+
+
+def _has(d: dict, dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    return head in d and (not rest or isinstance(d[head], dict) and _has(d[head], rest))
 
 
 def _first_difference(a, b, prefix: str = "") -> str:

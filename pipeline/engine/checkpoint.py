@@ -1,4 +1,4 @@
-"""Per-epoch checkpoints: checkpoints/<run>/epoch_<k>/ and final/.
+"""Checkpoints: checkpoints/<run>/epoch_<k>/ and final/, and one mid-epoch state, mid_epoch/.
 
 A folder holds the adapter (peft format), and state.pt with the optimizer, scheduler, grad-scaler and
 RNG states, the per-epoch and per-step records and the data order. It is written as `<name>.tmp/` and
@@ -6,6 +6,11 @@ renamed, so a folder without `.tmp` is complete. state.pt holds only tensors and
 it loads with `torch.load(weights_only=True)`: a planted file cannot run code, and one that tries is refused
 with one line. meta.json lists every other file of the folder with its sha256 and size: a folder whose files
 differ (a disk error, a truncated copy, a swapped file) is never resumed from or evaluated.
+
+mid_epoch/ holds the same files, written every `train.checkpoint_every_steps` steps or `..._minutes` minutes
+inside an epoch, plus the position in the epoch (Key.POSITION), and its meta.json records the step. It is
+replaced at each save and removed once its epoch's checkpoint exists: it is never scored and never listed in
+the manifest, only resumed from, and only by the training setup (train fingerprint) that wrote it.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import pickle
 import random
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ from records.integrity import checkpoint_files, read_meta, verify_checkpoint
 from records.store import umask
 
 STATE_FILE = "state.pt"
+MID_EPOCH = "mid_epoch"
 
 
 class Key:
@@ -41,6 +48,8 @@ class Key:
     EPOCHS = "epochs"                    # the epochs table's rows so far
     STEPS = "steps"                      # the steps table's rows so far
     ORDER = "order"                      # this epoch's data order (row positions)
+    POSITION = "position"                # mid_epoch/ only: {epoch, step (done in the epoch), tokens, seconds,
+                                         # padded_by_rank}: where in the epoch to go on, and its sums so far
 
 
 def rng_state() -> dict:
@@ -124,14 +133,60 @@ def write_dir(final: Path, write) -> None:
     tmp.rename(final)
 
 
-def write_meta(folder: Path, epoch: int, fingerprint: str) -> None:
-    """Written last into the folder: it lists the other files' checksums."""
-    (folder / "meta.json").write_text(json.dumps({"epoch": epoch, "fingerprint": fingerprint,
-                                                  "files": checkpoint_files(folder)}))
+def write_meta(folder: Path, epoch: int, fingerprint: str, step: int | None = None) -> None:
+    """Written last into the folder: it lists the other files' checksums. `step`: a mid-epoch state's steps
+    done in `epoch`."""
+    meta = {"epoch": epoch, "fingerprint": fingerprint, **({"step": step} if step is not None else {})}
+    (folder / "meta.json").write_text(json.dumps({**meta, "files": checkpoint_files(folder)}))
 
 
-def crash_point(epoch: int) -> None:
+def mid_epoch_state(ckpt: Path, fingerprint: str, epoch: int) -> Path | None:
+    """checkpoints/<run>/mid_epoch/ when it is a complete, intact state of `epoch` (the one after the last
+    complete epoch) written by this training setup; else None (a damaged one with a note)."""
+    d = ckpt / MID_EPOCH
+    meta = read_meta(d) if d.is_dir() and not d.is_symlink() else {}
+    if meta.get("fingerprint") != fingerprint or meta.get("epoch") != epoch or not isinstance(meta.get("step"), int):
+        return None
+    problem = verify_checkpoint(d)
+    if problem is not None:
+        _note(f"note: the mid-epoch state of epoch {epoch} is damaged ({problem}): not resumed from")
+        return None
+    return d
+
+
+def drop_mid_epoch(ckpt: Path) -> None:
+    """Remove mid_epoch/ (its epoch's checkpoint now exists, so it is stale)."""
+    d = ckpt / MID_EPOCH
+    refuse_link(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Cadence:
+    """When to save a mid-epoch state: every `steps` optimizer steps (counted over the whole run, so the same
+    steps whether or not the run resumed) and/or once `minutes` have passed since the last save. The clock is
+    read only at the loop's host reads (`checked`): reading it costs nothing, but under several processes they
+    must agree, so rank 0's decision is broadcast, and that is one collective per host read, not per step."""
+
+    def __init__(self, steps: int | None, minutes: float | None):
+        self.steps, self.minutes = steps, minutes
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        self.since = time.monotonic()
+
+    def due(self, global_step: int, checked: bool) -> bool:
+        if self.steps is not None and global_step % self.steps == 0:
+            return True
+        if self.minutes is None or not checked:
+            return False
+        late = time.monotonic() - self.since >= 60.0 * self.minutes
+        return bool(distributed.broadcast_object(late))
+
+
+def crash_point(epoch: int | None = None, step: int | None = None) -> None:
     """Crash injection for the resume tests: PIPELINE_KILL_AFTER_EPOCH=k SIGKILLs this process right after
-    epoch k's checkpoint is complete (a real kill: no cleanup, no flushing, no exception handlers)."""
-    if os.environ.get("PIPELINE_KILL_AFTER_EPOCH") == str(epoch):
+    epoch k's checkpoint is complete, PIPELINE_KILL_AFTER_STEP=k right after optimizer step k (counted over the
+    run), whatever was saved (a real kill: no cleanup, no flushing, no exception handlers)."""
+    if (epoch is not None and os.environ.get("PIPELINE_KILL_AFTER_EPOCH") == str(epoch)) or \
+            (step is not None and os.environ.get("PIPELINE_KILL_AFTER_STEP") == str(step)):
         os.kill(os.getpid(), signal.SIGKILL)

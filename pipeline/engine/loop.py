@@ -6,9 +6,15 @@ runs forward + backward eagerly or as a CUDA-graph replay (`pipeline.engine.step
 the step's rows, and the gradients are summed over processes before clipping and the optimizer step. So
 1 process or N, with or without accumulation, compute the same update from the same rows.
 
-After every epoch rank 0 writes a checkpoint (`pipeline.engine.checkpoint`). A killed run resumes from its last
-complete epoch and ends with the same weights as an uninterrupted one: the data order of epoch e comes
-from its own generator (seed, e), and every rank's RNG is restored from the checkpoint.
+After every epoch rank 0 writes a checkpoint (`pipeline.engine.checkpoint`), and inside an epoch a mid-epoch
+state every `train.checkpoint_every_steps` steps or `..._minutes` minutes. A killed run resumes from the latest
+of them and ends with the same losses and weights as an uninterrupted one: the data order of epoch e comes from
+its own generator (seed, e), a mid-epoch state records how many of its steps are done, and every rank's RNG,
+the optimizer, scheduler and loss scaler are restored from the state.
+
+Each step's batches are built when the loop reaches it, from token ids that are memory-mapped
+(`pipeline.model.token_cache`): the host never holds an epoch of batches, so its memory does not grow with
+the training set (issue 20: 550k rows).
 """
 from __future__ import annotations
 
@@ -22,17 +28,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.engine import checkpoint, distributed
+from pipeline.engine import checkpoint, distributed, resume
 from pipeline.engine.checkpoint import Key
 from pipeline.engine.predict import encode, predict_head
 from pipeline.engine.step import make_step
+from pipeline.engine.step_log import HOST_READ_EVERY, StepLog, TrainingDiverged  # noqa: F401 (the CLI catches it here)
 from pipeline.model import batching, provenance
 from pipeline.telemetry.progress import bar
+from records.errors import StageError
 from records.hashing import bytes_sha256
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite: stop instead of writing garbage."""
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -48,47 +52,12 @@ def _scheduler(cfg, optimizer, total_steps: int):
                          num_training_steps=total_steps)
 
 
-# The loss and gradient norm are read on the host every this many steps, not every step: each read
-# waits for the GPU, and with CUDA graphs the GPU otherwise runs ahead of Python by several steps.
-HOST_READ_EVERY = 16
-
-
-class _StepLog:
-    """Per-step records, filled in when the steps' losses are read back; the NaN/inf guard runs on every
-    read. A diverged step is found at most HOST_READ_EVERY - 1 steps late; nothing of the epoch is saved
-    either way (its checkpoint is written after the epoch's last read)."""
-
-    def __init__(self, epoch: int, rows: list[dict], losses: list[float]):
-        self.epoch, self.rows, self.losses, self.pending = epoch, rows, losses, []
-        self.in_epoch = 0
-
-    def add(self, global_step: int, loss: torch.Tensor, grad_norm: torch.Tensor | None, lr: float, tokens: int):
-        # clone: a CUDA-graph replay writes every step's loss into the same tensor
-        nan = torch.full((), float("nan"), device=loss.device)
-        self.pending.append((global_step, torch.stack([loss.detach().float().clone(),
-                                                        nan if grad_norm is None else grad_norm.float()]), lr, tokens))
-
-    def read(self) -> float:
-        values = torch.stack([p[1] for p in self.pending]).tolist()
-        for (global_step, _, lr, tokens), (loss, grad_norm) in zip(self.pending, values, strict=True):
-            self.in_epoch += 1
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"train: loss became {loss} at epoch {self.epoch}, step {self.in_epoch}; nothing of this epoch "
-                    f"was saved (fix: lower train.learning_rate, or use quantization.compute_dtype: bfloat16 "
-                    f"or float32 if float16 overflows)")
-            self.rows.append({"step": global_step, "epoch": self.epoch, "loss": loss, "lr": lr,
-                              "grad_norm": grad_norm, "tokens": tokens})
-            self.losses.append(loss)
-        self.pending = []
-        return values[-1][0]
-
-
-def _plan(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool) -> list[tuple[int, list]]:
-    """One epoch's optimizer steps, laid out on the CPU before the clock starts: for each step, its real
-    tokens over all ranks, and this rank's micro-batches as (batch, labels, weight)."""
-    bs, steps = cfg.train.batch_size, []
-    for start in range(0, len(order), bs):
+def _steps(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool, skip: int = 0):
+    """One epoch's optimizer steps from step `skip` on, each built only when the loop asks for it: its real
+    tokens over all ranks, and this rank's micro-batches as (batch, labels, weight). Building a step's few
+    micro-batches takes well under a millisecond, while the GPU still runs the steps queued before it."""
+    bs = cfg.train.batch_size
+    for start in range(skip * bs, len(order), bs):
         rows = order[start:start + bs]
         mine = []
         for chunk in distributed.micro_batches(rows, micro, dist):
@@ -96,8 +65,13 @@ def _plan(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool) ->
             y = torch.as_tensor(labels[chunk])
             mine.append((batch.pin(), y.pin_memory()) if pin else (batch, y))
             mine[-1] = (*mine[-1], len(chunk) / len(rows))
-        steps.append((sum(len(seqs[i]) for i in rows), mine))
-    return steps
+        lengths = getattr(seqs, "lengths", None)  # a token cache knows them without reading the ids again
+        yield int(lengths[rows].sum()) if lengths is not None else sum(len(seqs[i]) for i in rows), mine
+
+
+def _plan(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool) -> list[tuple[int, list]]:
+    """A whole epoch's steps at once (tests of the step weighting read them all)."""
+    return list(_steps(cfg, seqs, labels, order, micro, dist, pad_id, pin))
 
 
 def _validate(cfg, model, tokenizer, prompts, labels, device, desc: str) -> dict:
@@ -108,16 +82,14 @@ def _validate(cfg, model, tokenizer, prompts, labels, device, desc: str) -> dict
 
 
 def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dtype, fingerprint: str,
-          restart: bool, on_epoch, on_step=None) -> dict:
+          restart: bool, on_epoch, on_step=None, tokens=None) -> dict:
     """Train `model` (a peft model) in place, on this process's share of every step.
 
     `on_epoch(epochs_df, steps_df, info)` persists progress (called on rank 0 only); `on_step(epoch,
-    global_step)`, if given, runs after every optimizer step (the benchmark's profiler). Returns a
+    global_step)`, if given, runs after every optimizer step (the benchmark's profiler). `tokens`: the training
+    rows' token ids (a `pipeline.model.token_cache.TokenCache`); None tokenizes them here, in memory. Returns a
     summary dict for the manifest.
     """
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
     dist = distributed.current()
     ckpt = cfg.checkpoint_path
     if restart and dist.main:
@@ -128,8 +100,10 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
 
     tr = samples[samples["split"] == "train"].reset_index(drop=True)
     va = samples[samples["split"] == "validation"].reset_index(drop=True)
-    seqs = encode(tokenizer, prompter.many(tr["premise"], tr["hypothesis"]), cfg.tokenizer.max_length)
+    seqs = tokens if tokens is not None else \
+        encode(tokenizer, prompter.many(tr["premise"], tr["hypothesis"]), cfg.tokenizer.max_length)
     labels = tr["label"].to_numpy()
+    del tr
     va_prompts = prompter.many(va["premise"], va["hypothesis"])
     va_labels = va["label"].to_numpy()
 
@@ -146,24 +120,22 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
     done = 0 if restart else checkpoint.completed_epochs(ckpt, fingerprint)
+    mid = None if restart else checkpoint.mid_epoch_state(ckpt, fingerprint, done + 1)
     epoch_rows: list[dict] = []
     step_rows: list[dict] = []
-    if done:
-        d = ckpt / f"epoch_{done}"
-        state = checkpoint.load_state(d)
-        set_peft_model_state_dict(model, load_file(str(d / "adapter_model.safetensors")))
-        optimizer.load_state_dict(state[Key.OPTIMIZER])
-        scheduler.load_state_dict(state[Key.SCHEDULER])
-        if scaler is not None and state.get(Key.SCALER):
-            scaler.load_state_dict(state[Key.SCALER])
+    state, position = None, None
+    if mid is not None or done:
+        d = mid if mid is not None else ckpt / f"epoch_{done}"
+        state = resume.restore(d, model, optimizer, scheduler, scaler, dist)
         epoch_rows, step_rows = state[Key.EPOCHS], state[Key.STEPS]
-        by_rank = state.get(Key.RNG_BY_RANK) or [state[Key.RNG]]
-        checkpoint.set_rng_state(by_rank[dist.rank] if len(by_rank) == dist.world else state[Key.RNG])
-        if len(by_rank) != dist.world and dist.main:
-            print(f"note: the checkpoint was written by {len(by_rank)} process(es), this run has {dist.world}: "
-                  "the data order is the same, dropout draws are not", flush=True)
+        position = state.get(Key.POSITION) if mid is not None else None
+        if position is not None and state[Key.ORDER] != epoch_order(len(seqs), cfg.seed, done + 1):
+            raise StageError(f"{d}: its data order is not this run's (fix: run with --restart)")
         if dist.main:
-            print(f"Resuming from the checkpoint of epoch {done}/{cfg.train.epochs} in {d}", flush=True)
+            where = f"epoch {done}/{cfg.train.epochs}" if position is None else \
+                f"step {position['step']}/{steps_per_epoch} of epoch {done + 1}/{cfg.train.epochs}"
+            print(f"Resuming from the checkpoint of {where} in {d}", flush=True)
+        if dist.main and done:
             # The tables again, from the checkpoint: a kill between its folder and the tables (or a damaged
             # table) must not leave them behind the checkpoint the run goes on from.
             on_epoch(pd.DataFrame(epoch_rows), pd.DataFrame(step_rows),
@@ -172,24 +144,38 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
 
     # Where the curve starts: validation loss and accuracy before any training (a resumed run keeps
     # the first process's figures; measuring now would measure the trained adapter).
-    start_metrics = state.get(Key.BEFORE_TRAINING) if done else \
+    start_metrics = state.get(Key.BEFORE_TRAINING) if state is not None else \
         _validate(cfg, model, tokenizer, va_prompts, va_labels, device, "validate (start)")
+
+    def progress_state(order, rngs, **extra) -> dict:
+        """state.pt's content now: what a resumed run needs to go on exactly as this one would."""
+        return {Key.OPTIMIZER: optimizer.state_dict(), Key.SCHEDULER: scheduler.state_dict(),
+                Key.SCALER: scaler.state_dict() if scaler is not None else None,
+                Key.RNG: rngs[0], Key.RNG_BY_RANK: rngs, Key.BEFORE_TRAINING: start_metrics,
+                Key.EPOCHS: epoch_rows, Key.STEPS: step_rows, Key.ORDER: order, **extra}
 
     step = make_step(model, params, device=device, dtype=dtype, scaler=scaler, graphs=cfg.train.cuda_graphs,
                      accumulate=accumulation > 1)
-    global_step = done * steps_per_epoch
+    cadence = checkpoint.Cadence(cfg.train.checkpoint_every_steps, cfg.train.checkpoint_every_minutes)
     for epoch in range(done + 1, cfg.train.epochs + 1):
         order = epoch_order(len(seqs), cfg.seed, epoch)
-        plan = _plan(cfg, seqs, labels, order, micro, dist, tokenizer.pad_token_id, pin=device.type == "cuda")
+        at = resume.position_of(position if epoch == done + 1 else None, dist)
+        skip = at["step"]
+        global_step = (epoch - 1) * steps_per_epoch + skip
         model.train()
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        losses, tokens, padded = [], 0, 0
-        log = _StepLog(epoch, step_rows, losses)
-        progress = bar(plan, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="step", disable=not dist.main)
-        for s, (step_tokens, micro_batches) in enumerate(progress):
+        losses = [r["loss"] for r in step_rows if r["epoch"] == epoch]  # a resumed epoch's steps so far
+        tokens, padded = at["tokens"], at["padded"]
+        log = StepLog(epoch, step_rows, losses)
+        log.in_epoch = skip
+        progress = bar(_steps(cfg, seqs, labels, order, micro, dist, tokenizer.pad_token_id,
+                              pin=device.type == "cuda", skip=skip),
+                       total=steps_per_epoch, initial=skip, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="step",
+                       disable=not dist.main)
+        for s, (step_tokens, micro_batches) in enumerate(progress, start=skip):
             step.zero_grad(optimizer)
             loss = torch.zeros((), device=device)
             for j, (batch, y, weight) in enumerate(micro_batches):
@@ -213,13 +199,26 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             global_step += 1
             tokens += step_tokens
             log.add(global_step, loss, grad_norm, float(scheduler.get_last_lr()[0]), step_tokens)
-            if len(log.pending) >= HOST_READ_EVERY or s == len(plan) - 1:
+            read = len(log.pending) >= HOST_READ_EVERY or s == steps_per_epoch - 1
+            if read:
                 progress.set_postfix(loss=f"{log.read():.3f}", refresh=False)
+            if s < steps_per_epoch - 1 and cadence.due(global_step, checked=read):
+                if log.pending:
+                    log.read()  # the state carries every step's record up to here
+                rngs = distributed.gather_objects((checkpoint.rng_state(), padded))
+                if dist.main:
+                    here = {"epoch": epoch, "step": s + 1, "tokens": tokens, "padded_by_rank": [p for _, p in rngs],
+                            "seconds": at["seconds"] + time.perf_counter() - t0}
+                    resume.save(ckpt, model, progress_state(order, [r for r, _ in rngs], **{Key.POSITION: here}),
+                                epoch, s + 1, fingerprint)
+                distributed.barrier()
+                cadence.restart_clock()
             if on_step is not None:
                 on_step(epoch, global_step)
+            checkpoint.crash_point(step=global_step)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
+        seconds = at["seconds"] + time.perf_counter() - t0
         peak = None
         if device.type == "cuda":  # the largest of the ranks' peaks
             peak = float(distributed.all_reduce_(torch.tensor(float(torch.cuda.max_memory_allocated()),
@@ -235,18 +234,16 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             def write_epoch(folder: Path, epoch=epoch, order=order, rngs=rngs):
                 model.save_pretrained(folder)
                 provenance.finish_adapter(folder, cfg, model, dtype)
-                torch.save({Key.OPTIMIZER: optimizer.state_dict(), Key.SCHEDULER: scheduler.state_dict(),
-                            Key.SCALER: scaler.state_dict() if scaler is not None else None,
-                            Key.RNG: rngs[0], Key.RNG_BY_RANK: rngs, Key.BEFORE_TRAINING: start_metrics,
-                            Key.EPOCHS: epoch_rows, Key.STEPS: step_rows, Key.ORDER: order},
-                           folder / checkpoint.STATE_FILE)
+                torch.save(progress_state(order, rngs), folder / checkpoint.STATE_FILE)
                 checkpoint.write_meta(folder, epoch, fingerprint)
 
             checkpoint.write_dir(ckpt / f"epoch_{epoch}", write_epoch)
+            checkpoint.drop_mid_epoch(ckpt)
             on_epoch(pd.DataFrame(epoch_rows), pd.DataFrame(step_rows),
                      {"epochs_done": epoch, "epochs_total": cfg.train.epochs,
                       "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows))})
         distributed.barrier()
+        cadence.restart_clock()
         checkpoint.crash_point(epoch)
         r = epoch_rows[-1]
         if dist.main:

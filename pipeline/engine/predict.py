@@ -71,40 +71,71 @@ def predict_head(model, tokenizer, prompts: list[str], labels: np.ndarray | None
     return probs, (loss_sum / len(seqs) if labels is not None else None)
 
 
+def label_rows(prompt: list[int], words: list[list[int]]) -> tuple[list[int], list[int], list[int]]:
+    """One row scoring every label word after `prompt` in one forward pass: the prompt, then each word's tokens.
+    -> (ids, positions, groups). Each word's tokens take the positions they would have right after the prompt
+    (so they all start at len(prompt)); group 0 is the prompt, k + 1 is word k: a word sees the prompt and its
+    own earlier tokens, never another word (`word_attention`)."""
+    ids, positions, groups = list(prompt), list(range(len(prompt))), [0] * len(prompt)
+    for k, w in enumerate(words):
+        ids += w
+        positions += range(len(prompt), len(prompt) + len(w))
+        groups += [k + 1] * len(w)
+    return ids, positions, groups
+
+
+def word_attention(groups: torch.Tensor) -> torch.Tensor:
+    """[rows, width, width] bool, True = attend, for rows of `label_rows` groups (-1: padding): causal, within a
+    group, and every word sees the whole prompt before it. Padding sees earlier padding (at least itself: a
+    query that sees nothing gives NaN)."""
+    width = groups.shape[-1]
+    q, k = groups[:, :, None], groups[:, None, :]
+    causal = torch.ones(width, width, dtype=torch.bool, device=groups.device).tril()
+    return causal & ((q == k) | ((k == 0) & (q > 0)))
+
+
 @torch.no_grad()
 def predict_zeroshot(model, tokenizer, prompts: list[str], label_words: list[str], *, batch_size: int,
                      max_length: int, multiple: int, device, desc: str) -> np.ndarray:
     """Score each label word as the continuation of the prompt with the causal LM.
 
     A label's score is the summed log-probability of its tokens (" entailment" may be several tokens);
-    the three scores are turned into probabilities with a softmax over the labels.
+    the three scores are turned into probabilities with a softmax over the labels. One forward pass per prompt
+    scores all the words (`label_rows`): a pass per word would compute the prompt once per word.
     """
     model.eval()
     dtype = compute_dtype(model)
     word_ids = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in label_words]
     prompt_ids = encode(tokenizer, prompts, max_length)
-    items = [(r, k) for r in range(len(prompts)) for k in range(len(label_words))]
-    seqs = [prompt_ids[r] + word_ids[k] for r, k in items]
-    mine = _shard(np.argsort([len(s) for s in seqs], kind="stable"))
-    scores = np.zeros(len(items))
+    rows = [label_rows(p, word_ids) for p in prompt_ids]
+    mine = _shard(np.argsort([len(r[0]) for r in rows], kind="stable"))
+    scores = np.zeros((len(prompts), len(label_words)))
     for chunk in bar(list(_batches(mine, batch_size)), desc=desc, unit="batch", disable=not distributed.current().main):
-        batch = batching.padded([seqs[i] for i in chunk], tokenizer.pad_token_id, multiple).to(device)
-        rows, positions, targets, owner = [], [], [], []
+        width = batching.round_up(max(len(rows[i][0]) for i in chunk), multiple)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        positions = torch.arange(width, dtype=torch.long).repeat(len(chunk), 1)  # padding: in range, unused
+        groups = torch.full((len(chunk), width), -1, dtype=torch.long)
+        at_rows, at, targets, owner = [], [], [], []
         for row, i in enumerate(chunk):
-            r, k = items[i]
-            start = len(prompt_ids[r])
-            for t, token in enumerate(word_ids[k]):  # token t of the word is predicted at position start+t-1
-                rows.append(row)
-                positions.append(start + t - 1)
-                targets.append(token)
-                owner.append(i)
+            r_ids, r_pos, r_groups = rows[i]
+            n, last = len(r_ids), len(prompt_ids[i]) - 1
+            ids[row, :n], positions[row, :n], groups[row, :n] = (torch.tensor(v) for v in (r_ids, r_pos, r_groups))
+            start = last + 1
+            for k, w in enumerate(word_ids):  # token 0 of a word is predicted at the prompt's last token, token t
+                for t, token in enumerate(w):  # at the word's token t - 1
+                    at_rows.append(row)
+                    at.append(last if t == 0 else start + t - 1)
+                    targets.append(token)
+                    owner.append((i, k))
+                start += len(w)
+        batch = batching.Batch(ids, positions, None, torch.zeros(0, dtype=torch.long), 0, packed=True).to(device)
         with forward.autocast(device, dtype):
-            logp = forward.token_logprobs(model, batch, torch.tensor(rows, device=device),
-                                           torch.tensor(positions, device=device),
-                                           torch.tensor(targets, device=device))
-        np.add.at(scores, np.array(owner), logp.cpu().numpy())
-    scores = _gather(len(items), 1, mine, scores[mine, None], 0.0)[0][:, 0]
-    return softmax_rows(scores.reshape(len(prompts), len(label_words)))
+            logp = forward.token_logprobs(model, batch, torch.tensor(at_rows, device=device),
+                                           torch.tensor(at, device=device), torch.tensor(targets, device=device),
+                                           allowed=word_attention(groups).to(device))
+        np.add.at(scores, tuple(np.array(owner).T), logp.cpu().numpy())
+    scores = _gather(len(prompts), len(label_words), mine, scores[mine], 0.0)[0]
+    return softmax_rows(scores)
 
 
 def softmax_rows(x: np.ndarray) -> np.ndarray:

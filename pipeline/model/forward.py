@@ -68,11 +68,20 @@ def logits(model, batch: Batch) -> torch.Tensor:
 
 
 def token_logprobs(model, batch: Batch, rows: torch.Tensor, positions: torch.Tensor,
-                   targets: torch.Tensor) -> torch.Tensor:
+                   targets: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """log p(targets[k] | tokens before positions[k] + 1) of a causal LM, for each k, as float32.
 
-    Position t's hidden state predicts token t+1, so `positions` are the places *before* the targets."""
-    hidden = _hidden(model, batch)
+    Position t's hidden state predicts token t+1, so `positions` are the places *before* the targets.
+    `allowed` ([rows, width, width] bool, True = attend) gives the attention explicitly, with the batch's own
+    position ids: the zero-shot scorer lays the label words side by side after one prompt."""
+    if allowed is None:
+        hidden = _hidden(model, batch)
+    else:
+        eager = getattr(_hf(model).config, "_attn_implementation", "sdpa") == "eager"
+        mask = allowed[:, None] if not eager else torch.zeros(allowed[:, None].shape, device=allowed.device).masked_fill(
+            ~allowed[:, None], torch.finfo(torch.float32).min)
+        hidden = body(model)(input_ids=batch.input_ids, position_ids=batch.position_ids, attention_mask=mask,
+                             use_cache=False).last_hidden_state
     picked = hidden[rows, positions]
     logp = torch.log_softmax(_hf(model).get_output_embeddings()(picked).float(), dim=-1)
     return logp.gather(1, targets[:, None]).squeeze(1)

@@ -4,7 +4,7 @@
 the probes they guard and the peak bookkeeping have to be read together to be trusted.)
 
     sampler = ResourceSampler(interval_s=0.5, disk_path=Path("checkpoints"))
-    with sampler.stage("train"):
+    with sampler.stage("train", spool=part.append, attempt=2):
         ...
     store.replace_rows("resources", sampler.frame("train"), ["train"])
     sampler.peaks("train")["torch_max_allocated_bytes"]
@@ -13,7 +13,9 @@ the probes they guard and the peak bookkeeping have to be read together to be tr
 One daemon thread samples every `interval_s` while a stage is open; one more sample is taken at stage
 entry and one at exit (in the caller's thread), so every stage has at least two rows. A probe that fails
 gives None (logged once per probe) and the run goes on; nothing here raises into the caller except a
-wrong argument.
+wrong argument. With `spool`, each row is also handed to it as it is taken (the runner appends it to the
+stage's part file, records/store.py), so a killed stage keeps what was measured up to the kill; `attempt`
+numbers the stage's attempts (a resumed stage keeps the earlier ones' rows).
 
 What each column measures:
 - gpu_util_pct, gpu_mem_used_bytes: NVML, the whole device (every process on it). The device is the one
@@ -57,7 +59,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA: pa.Schema = TABLES["resources"]
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
-TAGS: tuple[str, ...] = ("rank", "gpu_index")  # who sampled: set per row, not measured
+TAGS: tuple[str, ...] = ("rank", "gpu_index", "attempt")  # who sampled, and when: set per row, not measured
 MEASURES: tuple[str, ...] = COLUMNS[3:-len(TAGS)]  # everything between stage, time, elapsed_s and the tags
 assert COLUMNS[:3] == ("stage", "time", "elapsed_s") and COLUMNS[-len(TAGS):] == TAGS, COLUMNS
 CUDA_PEAK_KEYS = ("torch_max_allocated_bytes", "torch_max_reserved_bytes")
@@ -79,10 +81,10 @@ def _torch_cuda():
 
 
 class _Stage:
-    __slots__ = ("name", "start", "token")
+    __slots__ = ("name", "start", "token", "spool", "attempt")
 
-    def __init__(self, name: str, start: float, token: object):
-        self.name, self.start, self.token = name, start, token
+    def __init__(self, name: str, start: float, token: object, spool=None, attempt: int = 1):
+        self.name, self.start, self.token, self.spool, self.attempt = name, start, token, spool, attempt
 
 
 class ResourceSampler:
@@ -129,7 +131,7 @@ class ResourceSampler:
     # --- public API -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[ResourceSampler]:
+    def stage(self, name: str, spool=None, attempt: int = 1) -> Iterator[ResourceSampler]:
         """Tag samples with `name` while the body runs; sample at entry and exit; start the thread.
 
         Stages may nest (rows go to the innermost). Entering a name again appends rows; elapsed_s counts
@@ -139,7 +141,7 @@ class ResourceSampler:
             raise ValueError(f"stage name must be a non-empty string, got {name!r}")
         token = object()
         try:
-            self._enter(name, token)
+            self._enter(name, token, spool, attempt)
         except Exception as e:  # never let profiling break the stage
             self._warn_once("stage-enter", e)
         try:
@@ -207,7 +209,7 @@ class ResourceSampler:
 
     # --- stage bookkeeping --------------------------------------------------------------------------
 
-    def _enter(self, name: str, token: object) -> None:
+    def _enter(self, name: str, token: object, spool, attempt: int) -> None:
         self._refresh_cuda_device()
         cuda = _torch_cuda()
         if cuda is not None:
@@ -221,7 +223,7 @@ class ResourceSampler:
             now = time.perf_counter()
             self._first_start.setdefault(name, now)
             self._cuda_peaks.setdefault(name, [None, None])
-            self._stack.append(_Stage(name, self._first_start[name], token))
+            self._stack.append(_Stage(name, self._first_start[name], token, spool, attempt))
         self._ensure_thread()
         self._sample(blocking=True)
 
@@ -277,11 +279,15 @@ class ResourceSampler:
             t_perf = time.perf_counter()
             t_wall = time.time()
             values = self._measure()
+            row = None
             with self._state:
                 if any(s.token is current.token for s in self._stack):  # still open: keep the row
                     gpu_index = self._cuda_index if _torch_cuda() is not None else None
-                    self._rows.append((current.name, t_wall, max(0.0, t_perf - current.start), *values,
-                                       self.rank, gpu_index))
+                    row = (current.name, t_wall, max(0.0, t_perf - current.start), *values, self.rank, gpu_index,
+                           current.attempt)
+                    self._rows.append(row)
+            if row is not None and current.spool is not None:
+                self._try("spool", lambda: current.spool(row))  # a full disk loses the part file, not the run
         finally:
             self._probe.release()
 

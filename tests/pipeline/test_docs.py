@@ -42,12 +42,12 @@ def test_the_declared_key_identifies_the_rows_of_committed_tables(path):
 def test_a_table_written_before_a_column_existed_reads_with_it_filled_in():
     import pyarrow as pa
     old = pa.table({c: pa.array([], t) for c, t in zip(TABLES["resources"].names, TABLES["resources"].types,
-                                                       strict=True) if c not in ("rank", "gpu_index")})
+                                                       strict=True) if c not in ("rank", "gpu_index", "attempt")})
     old = pa.concat_tables([old, pa.Table.from_pylist([dict.fromkeys(old.column_names, 1.0) | {"stage": "train"}],
                                                       schema=old.schema)])
     new = with_later_columns("resources", old)
     assert new.schema.equals(TABLES["resources"]) and new.column("rank").to_pylist() == [0]
-    assert new.column("gpu_index").to_pylist() == [None]
+    assert new.column("gpu_index").to_pylist() == [None] and new.column("attempt").to_pylist() == [1]
     with pytest.raises(KeyError):  # a column every table has is never invented
         with_later_columns("resources", old.drop_columns(["cpu_pct"])).select(TABLES["resources"].names)
 

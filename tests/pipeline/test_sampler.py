@@ -48,10 +48,11 @@ def test_rows_have_exactly_the_schema_columns_and_types(sampler):
     assert list(df.columns) == SCHEMA.names
     assert len(df) >= 4  # entry + exit + a few from the thread
     assert pd.api.types.is_string_dtype(df["stage"])
-    for col in SCHEMA.names[1:-2]:
+    for col in SCHEMA.names[1:-3]:  # not the tags: rank, gpu_index, attempt
         assert df[col].dtype == np.float64, col
     # who sampled: this process (rank 0 of one), and no GPU index on a CPU-only machine
     assert (df["rank"] == 0).all() and df["gpu_index"].isna().all()
+    assert (df["attempt"] == 1).all()  # a stage entered without an attempt number is the first
     # What the store writes: converts to the declared arrow schema without loss.
     table = pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False)
     assert table.schema.equals(SCHEMA)
