@@ -15,6 +15,9 @@
 #   call 3  bash tools/device/regenerate.sh 3   carry .whl .device-data .device-carry
 #           SmolLM2: the tune on the validation rows (trials over both GPUs), then its run with the chosen trial;
 #           then the same settings over two processes (--tuned-from)
+#   call 4  bash tools/device/regenerate.sh 4   carry .whl .device-data .whl-smol/part-ab .whl-smol/sha256
+#           (after call 1, on one GPU: nvidia-h200 will do) `pipeline reproduce` of smollm2-snli-offline and
+#           phi2-shape-h200 with this commit; their records come back in results/<run>.reproductions/
 set -o pipefail
 R=tools/device/run.sh
 # The lent machines send back at most 8 files: each step ends by packing what it made into one tarball
@@ -55,5 +58,11 @@ case "$1" in
      LIMIT=420 bash $R smollm2-tune-run 0,1 tune $C configs/smollm2-tuning.yaml --then-run --restart
      LIMIT=150 bash $R smollm2-2gpu 0,1 run configs/smollm2-snli-offline-2gpu.yaml --tuned-from smollm2-snli-offline --restart
      pack ;;
-  *) echo "usage: regenerate.sh 1|2|2b|3" >&2; exit 2 ;;
+  4) # `pipeline reproduce` of the two one-GPU runs (after call 1; carry .whl .device-data .whl-smol/part-ab
+     # .whl-smol/sha256). Brings back results/<run>.reproductions/ (copy them into results/) and the logs.
+     set +e
+     LIMIT=290 bash $R reproduce-smollm2 0 reproduce smollm2-snli-offline --allow-code-change
+     LIMIT=290 bash $R reproduce-phi2 0 reproduce phi2-shape-h200 --allow-code-change
+     (cd "$OUT" && tar czf back.tar.gz results/*.reproductions logs && tar tzf back.tar.gz && rm -rf results logs) ;;
+  *) echo "usage: regenerate.sh 1|2|2b|3|4" >&2; exit 2 ;;
 esac
