@@ -1,11 +1,12 @@
-"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline {export,verify} RUN
+"""python -m pipeline {run,status,params,tune} CONFIG   |   python -m pipeline {export,verify,reproduce} RUN
 python -m pipeline {run,status} CONFIG --seeds 0-4   (a seed study: one run per seed)
 python -m pipeline {manifest-doc,data-doc}
 
 Exit codes: 0 ok; 2 bad input (a config field, a data file, a manifest, a stage order, a command-line
 argument, a results folder in use by another run, a damaged checkpoint: one line naming it and the fix,
 nothing written), or an output folder that cannot take a write (disk full, read-only: one line naming the
-file, the previous results kept); 3 training diverged (NaN/inf loss); 130 interrupted.
+file, the previous results kept); 3 training diverged (NaN/inf loss); 4 `reproduce`: the run came out with
+differences (a table that should be identical differs; the record says which rows); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from records import study as study_records
 from records.config import project_path
 from records.errors import BadInput, ConfigError, shown
 from records.graph import NAMES
+from records.reproduction import EXIT_DIFFERS
 from records.tuned import refuse_untuned
 from records.verify import folders, problems, summary
 
 BAD_INPUT, DIVERGED, INTERRUPTED = 2, 3, 130
+REPRODUCED_WITH_DIFFERENCES = EXIT_DIFFERS  # 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
                         "rebuilt from the committed file, code a commit of this repository")
     ve.add_argument("runs", nargs="*", help="run folders or run names under results/ (default: every run there)")
     ve.add_argument("--results", default="results", help="where run names are looked up (default: results)")
+    rp = sub.add_parser("reproduce", help="run a committed run again from its manifest, compare it table by table, "
+                        "and write a sealed record beside it (exit 4: reproduced with differences)")
+    rp.add_argument("run", help="a run folder, or a run name under --results")
+    rp.add_argument("--results", default="results", help="where run names are looked up (default: results)")
+    rp.add_argument("--out", default=None, metavar="DIR",
+                    help="keep the reproduction's results and checkpoints in DIR/results, DIR/checkpoints (default: "
+                         "a temporary folder, removed afterwards)")
+    rp.add_argument("--allow-code-change", action="store_true",
+                    help="compare even when this checkout's commit is not the run's (the record says so)")
     sub.add_parser("manifest-doc", help="print the documentation of results/<run>/manifest.json (markdown)")
     sub.add_parser("data-doc", help="print the data dictionary of the results tables (markdown, docs/DATA.md)")
     return p
@@ -115,6 +127,9 @@ def _command(args) -> int:
         return _export(args.run, args.out, args.partial, args.force)
     if args.command == "verify":
         return _verify(args.runs, args.results)
+    if args.command == "reproduce":
+        from pipeline.reproduce import reproduce  # torch, through the runner
+        return reproduce(args.run, args.results, args.out, args.allow_code_change)
     stages = parse_stages(getattr(args, "stages", None))
     if getattr(args, "seeds", None) is not None:
         return _study(args, stages)

@@ -12,7 +12,9 @@ A folder passes when
   holds (same fingerprint);
 - its code version is a commit of this repository's history (HEAD or before), with no uncommitted changes;
 - what the tables recompute agrees with the manifest (test accuracy and its history, epochs and checkpoints), each
-  checkpoint evaluate scored is the train stage's own (fingerprint), and no symbolic link lies in the folder.
+  checkpoint evaluate scored is the train stage's own (fingerprint), and no symbolic link lies in the folder;
+- each reproduction record beside it (`<run>.reproductions/`, records/reproduction.py) is sealed, about this run as
+  it is now, and its verdicts follow from its table entries.
 The seal proves that the store wrote the manifest, not who ran the store: a folder forged whole, its tables and
 manifest consistent, passes. Torch-free.
 """
@@ -22,6 +24,7 @@ import json
 import os
 from pathlib import Path
 
+from records import reproduction
 from records.code_version import git
 from records.config import PROJECT_ROOT, SAVE_CADENCE, ConfigError, fingerprint
 from records.config_reading import load_config
@@ -38,6 +41,12 @@ ALLOWED = {"manifest.json", ".lock"} | {f"{t}.parquet" for t in TABLES} | {f"res
 
 def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
     """What keeps `folder` from passing, one line each (empty: it passes)."""
+    return checked(folder, root, code=True)
+
+
+def checked(folder: Path, root: Path = PROJECT_ROOT, code: bool = True) -> list[str]:
+    """verify's checks; `code=False` leaves out the code version's (`pipeline reproduce` compares the code itself,
+    and may run where git cannot tell: a lent machine's copy of the tree)."""
     path = Path(folder) / "manifest.json"
     try:
         raw = loads(path.read_text(encoding="utf-8"))
@@ -54,8 +63,8 @@ def problems(folder: Path, root: Path = PROJECT_ROOT) -> list[str]:
     tables = _tables(Path(folder), m)
     # Only tables as recorded can be recomputed from: what they give must agree with the manifest.
     out = _record(m, path) + tables + (recomputed(Path(folder), m, path) if not tables else []) + \
-        _scored(m, path) + _config(m, path, root) + _code(m, path, root)
-    return out
+        _scored(m, path) + _config(m, path, root) + (_code(m, path, root) if code else [])
+    return out + reproduction.problems(Path(folder), m.tables, m.config_fingerprint)
 
 
 def recomputed(folder: Path, m: Manifest, path: Path) -> list[str]:

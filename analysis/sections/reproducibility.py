@@ -1,11 +1,12 @@
-"""Reproducibility: the commands that made each run, the stage fingerprints and the resolved config."""
+"""Reproducibility: the commands that made each run, the stage fingerprints, the resolved config, and each run's
+reproductions (`pipeline reproduce`, analysis/reproductions.py)."""
 from __future__ import annotations
 
 import shlex
 
 import yaml
 
-from analysis import fmt, stage_states
+from analysis import fmt, reproductions, stage_states
 from analysis.facts import ReportFacts, RunFacts
 from analysis.markdown import Markdown, bullets, code, fenced, one_line, text
 from analysis.tables import table
@@ -117,3 +118,47 @@ def resolved_config(f: RunFacts) -> Markdown:
     if not f.manifest.config:
         return Markdown("")
     return fenced(yaml.safe_dump(f.manifest.config, sort_keys=False, allow_unicode=True, width=88), "yaml")
+
+
+def _tables_cell(x: reproductions.Reproduction) -> str:
+    """The compared tables grouped by verdict: "identical: samples, predictions; differs: steps"."""
+    groups: dict[str, list[str]] = {}
+    for name, verdict in x.tables.items():
+        groups.setdefault(str(verdict), []).append(name)
+    return "; ".join(f"{v}: {', '.join(names)}" for v, names in groups.items()) or "none recorded"
+
+
+def _verdict_cell(x: reproductions.Reproduction) -> str:
+    word = str(x.verdict or "unreadable")
+    if x.code_changed:
+        word += " (by other code: --allow-code-change)"
+    if not x.sound:
+        word += f"; record not sound: {x.problems[0]}"
+    return word
+
+
+def reproductions_table(R: ReportFacts) -> Markdown:
+    """One row per reproduction of each run (oldest first), or "never reproduced"."""
+    rows = []
+    for f in R.runs:
+        found = reproductions.of_folder(f.run.path, f.manifest)
+        if not found:
+            rows.append([f.name, "never reproduced", "", "", "", ""])
+        for x in found:
+            rows.append([f.name, x.date or "?", x.where, _verdict_cell(x), _tables_cell(x),
+                         f"x{fmt.num(x.time_ratio, 2)}" if x.time_ratio is not None else "not measured"])
+    header = ["run", "reproduced", "on", "verdict", "tables", "fine-tuning time (reproduced / committed)"]
+    return table(header, rows, align="llllll", widths=[14, 10, 12, 14, 30, 10]) if rows else Markdown("")
+
+
+def latest_reproduction(R: ReportFacts) -> Markdown:
+    """The verdict box's line on the newest sound reproduction of any run of the report."""
+    hit = reproductions.latest(R.runs)
+    if hit is None:
+        return Markdown("No run of this report has been reproduced yet (`python -m pipeline reproduce RUN` runs one "
+                        "again from its manifest and compares it table by table).")
+    name, x = hit
+    ratio = f"; fine-tuning took x{fmt.num(x.time_ratio, 2)} the committed time" if x.time_ratio is not None else ""
+    code_note = ", by other code than the run's" if x.code_changed else ""
+    return Markdown(f"Latest reproduction: **{text(name)}**, {text(x.date)} on {text(x.where)}{text(code_note)}: "
+                    f"{text(x.verdict)}{text(ratio)}.")

@@ -10,7 +10,9 @@ from records.config import PROJECT_ROOT
 from records.verify import problems
 
 RESULTS = PROJECT_ROOT / "results"
-RUNS = sorted(p.name for p in RESULTS.iterdir() if p.is_dir()) if RESULTS.is_dir() else []
+# A run's reproduction records lie beside it (<run>.reproductions/): verify checks them with their run.
+RUNS = sorted(p.name for p in RESULTS.iterdir() if p.is_dir() and p.suffix != ".reproductions") \
+    if RESULTS.is_dir() else []
 
 
 def _git_checkout() -> bool:

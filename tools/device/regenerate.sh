@@ -18,6 +18,9 @@
 #   call 4  bash tools/device/regenerate.sh 4   carry .whl .device-data .device-carry
 #           the seed studies: results/smollm2-snli-offline-seed0..4 + smollm2-snli-offline.study.json (GPU 0) and
 #           results/phi2-shape-h200-seed0..2 + phi2-shape-h200.study.json (GPU 1); after: verify the .study.json files
+#   call 5  bash tools/device/regenerate.sh 5   carry .whl .device-data .whl-smol/part-ab .whl-smol/sha256
+#           (after call 1, on one GPU: nvidia-h200 will do) `pipeline reproduce` of smollm2-snli-offline and
+#           phi2-shape-h200 with this commit; their records come back in results/<run>.reproductions/
 set -o pipefail
 R=tools/device/run.sh
 # The lent machines send back at most 8 files: each step ends by packing what it made into one tarball
@@ -65,5 +68,11 @@ case "$1" in
      LIMIT=560 bash $R smollm2-seeds 0 run configs/smollm2-snli-offline.yaml --seeds 0-4 --tuned
      wait $shape
      pack ;;
-  *) echo "usage: regenerate.sh 1|2|2b|3|4" >&2; exit 2 ;;
+  5) # `pipeline reproduce` of the two one-GPU runs (after call 1; carry .whl .device-data .whl-smol/part-ab
+     # .whl-smol/sha256). Brings back results/<run>.reproductions/ (copy them into results/) and the logs.
+     set +e
+     LIMIT=290 bash $R reproduce-smollm2 0 reproduce smollm2-snli-offline --allow-code-change
+     LIMIT=290 bash $R reproduce-phi2 0 reproduce phi2-shape-h200 --allow-code-change
+     (cd "$OUT" && tar czf back.tar.gz results/*.reproductions logs && tar tzf back.tar.gz && rm -rf results logs) ;;
+  *) echo "usage: regenerate.sh 1|2|2b|3|4|5" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 #   bash tools/device/run.sh NAME GPUS pipeline-args...
 #   e.g. bash tools/device/run.sh phi2-h200 0 run configs/phi2-shape-h200.yaml --stages data,params,train
 #        bash tools/device/run.sh smollm2 0,1 tune configs/smollm2-snli-offline.yaml configs/smollm2-tuning.yaml --then-run
+#        bash tools/device/run.sh repro 0 reproduce phi2-shape-h200 --allow-code-change
 #
 # The command gets `--set output.results_dir=$OUT/results`: the pipeline itself writes the manifest, every table and
 # the tuning table into $OUT/results/<run>/, the folder that comes back (nothing is rebuilt from a log). Checkpoints
@@ -22,6 +23,12 @@ for d in .device-carry/results/*/; do  # never over a folder this session's call
   [ -d "$d" ] && [ ! -e "$OUT/results/$(basename "$d")" ] && cp -r "$d" "$OUT/results/"
 done
 sets=(--set "output.results_dir=$OUT/results" --set "output.checkpoint_dir=${CKPT:-/tmp/ckpt}")
+if [ "$1" = reproduce ]; then  # run.sh NAME GPU reproduce RUN [--allow-code-change]: the committed run is copied into
+  # $OUT/results and compared there, so its record (results/RUN.reproductions/) comes back beside it; the re-run's
+  # own results and checkpoints stay on the machine
+  [ -e "$OUT/results/$2" ] || cp -r "results/$2" "$OUT/results/"
+  sets=(--results "$OUT/results" --out "${CKPT:-/tmp/ckpt}/reproduce-$2")
+fi
 n=$(echo "$gpus" | tr ',' '\n' | grep -c . || true)
 seeds=0; for a in "$@"; do [ "$a" = --seeds ] && seeds=1; done  # a seed study spreads its seeds itself (--jobs)
 if [ "$1" = run ] && [ "$n" -gt 1 ] && [ "$seeds" = 0 ]; then
