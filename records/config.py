@@ -156,6 +156,19 @@ class TrainConfig(Section):
                              "(GPU only; falls back to eager, and says so, if capture fails).")
     prepare_kbit: bool = flag(False, "Run peft's prepare_model_for_kbit_training (upcasts non-quantized weights "
                               "to float32: more memory, slower; the original study's recipe).")
+    attention: str = choice("dense", ("dense", "flex"),
+                            "Attention of packed rows. dense: SDPA under a [width x width] block-diagonal mask; flex: "
+                            "FlexAttention with a document mask that skips the blocks no sequence needs (CUDA "
+                            "sm80 or later only: elsewhere it runs dense and the manifest says why).")
+    length_buckets: int | None = integer(None, "Round micro-batch widths up to one of this many widths, chosen "
+                                         "from the run's own rows (equal-count quantiles), so each CUDA graph "
+                                         "or compiled shape is reused: fewer captures and compiles, some more "
+                                         "padding. null: widths are multiples of pad_to_multiple_of.",
+                                         min=1, optional=True)
+    compile: str = choice("off", ("off", "layers"),
+                          "layers: torch.compile each decoder layer for training steps (one compiled graph shared "
+                          "by all layers, one per width: use with length_buckets) to fuse the casts, dropout, LoRA "
+                          "scaling, GELU and residual adds; off: eager kernels.")
 
     def check(self):
         # batch_size = micro_batch_size x processes x accumulation steps; the process count is known only at

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.engine import checkpoint, distributed
+from pipeline.engine import checkpoint, distributed, levers
 from pipeline.engine.checkpoint import Key
 from pipeline.engine.predict import encode, predict_head
 from pipeline.engine.step import make_step
-from pipeline.model import batching, provenance
+from pipeline.model import batching, buckets, provenance
 from pipeline.telemetry.progress import bar
 from records.hashing import bytes_sha256
 
@@ -84,15 +84,21 @@ class _StepLog:
         return values[-1][0]
 
 
-def _plan(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool) -> list[tuple[int, list]]:
+def _plan(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool,
+          widths: list[int] | None = None) -> list[tuple[int, list]]:
     """One epoch's optimizer steps, laid out on the CPU before the clock starts: for each step, its real
-    tokens over all ranks, and this rank's micro-batches as (batch, labels, weight)."""
+    tokens over all ranks, and this rank's micro-batches as (batch, labels, weight). `widths`: the run's
+    length buckets (pipeline.engine.levers.bucket_widths), or None for widths rounded to pad_to_multiple_of."""
     bs, steps = cfg.train.batch_size, []
     for start in range(0, len(order), bs):
         rows = order[start:start + bs]
         mine = []
         for chunk in distributed.micro_batches(rows, micro, dist):
-            batch = batching.make([seqs[i] for i in chunk], pad_id, cfg.train.pad_to_multiple_of, cfg.train.packing)
+            lengths = [len(seqs[i]) for i in chunk]
+            width = buckets.fit(sum(lengths) if cfg.train.packing else max(lengths), widths,
+                                cfg.train.pad_to_multiple_of) if widths else None
+            batch = batching.make([seqs[i] for i in chunk], pad_id, cfg.train.pad_to_multiple_of, cfg.train.packing,
+                                  width)
             y = torch.as_tensor(labels[chunk])
             mine.append((batch.pin(), y.pin_memory()) if pin else (batch, y))
             mine[-1] = (*mine[-1], len(chunk) / len(rows))
@@ -175,12 +181,16 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
     start_metrics = state.get(Key.BEFORE_TRAINING) if done else \
         _validate(cfg, model, tokenizer, va_prompts, va_labels, device, "validate (start)")
 
+    ran = levers.apply(cfg, model, device, dtype)
+    orders = [epoch_order(len(seqs), cfg.seed, e) for e in range(1, cfg.train.epochs + 1)]
+    widths = levers.bucket_widths(cfg, [len(s) for s in seqs], micro, orders)
     step = make_step(model, params, device=device, dtype=dtype, scaler=scaler, graphs=cfg.train.cuda_graphs,
                      accumulate=accumulation > 1)
     global_step = done * steps_per_epoch
     for epoch in range(done + 1, cfg.train.epochs + 1):
         order = epoch_order(len(seqs), cfg.seed, epoch)
-        plan = _plan(cfg, seqs, labels, order, micro, dist, tokenizer.pad_token_id, pin=device.type == "cuda")
+        plan = _plan(cfg, seqs, labels, order, micro, dist, tokenizer.pad_token_id, pin=device.type == "cuda",
+                     widths=widths)
         model.train()
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -263,7 +273,6 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
 
         checkpoint.write_dir(ckpt / "final", write_final)
     distributed.barrier()
-    orders = [epoch_order(len(seqs), cfg.seed, e) for e in range(1, cfg.train.epochs + 1)]
     return {"epochs_done": cfg.train.epochs, "before_training": start_metrics, "epochs_total": cfg.train.epochs,
             "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows)),
             "batch": {"effective": cfg.train.batch_size, "micro": micro, "processes": dist.world,
@@ -271,7 +280,8 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             "optimizer": {"name": type(optimizer).__name__, "fused": bool(optimizer.defaults.get("fused"))},
             "step": {"cuda_graphs": step.graphed and not getattr(step, "fallback", None),
                      "graphs_captured": len(getattr(step, "graphs", {})),
-                     "graph_fallback": getattr(step, "fallback", None), "packing": cfg.train.packing},
+                     "graph_fallback": getattr(step, "fallback", None), "packing": cfg.train.packing,
+                     **ran, "length_buckets": widths},
             "data_order": f"torch.randperm per epoch, generator seed = seed*1000003 + epoch; sha256 "
                           f"{bytes_sha256(json.dumps(orders).encode())[:16]}",
             "checkpoints": str(ckpt.relative_to(cfg.path(".")) if ckpt.is_relative_to(cfg.path(".")) else ckpt)}
