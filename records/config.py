@@ -24,6 +24,9 @@ from records.schema import SPLITS
 __all__ = ["ConfigError", "ExperimentConfig", "from_hub", "fingerprint", "PROJECT_ROOT", "TUNABLE"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Fields added after runs were committed whose default is what those runs did (issue 19's levers, all off by
+# default): `verify` accepts a recorded config without them when the rebuilt config has them at that default.
+ADDED_AS_BEFORE = {"train.attention": "dense", "train.length_buckets": None, "train.compile": "off"}
 # The fields `pipeline tune` may vary and a received results folder's tuned choice may set (`--tuned-from`):
 # the recipe's hyper-parameters, nothing that names a file, a model or a folder.
 TUNABLE = ("train.learning_rate", "train.batch_size", "lora.r", "lora.alpha", "lora.target_modules",

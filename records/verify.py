@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from records.code_version import git
-from records.config import PROJECT_ROOT, ConfigError, fingerprint
+from records.config import ADDED_AS_BEFORE, PROJECT_ROOT, ConfigError, fingerprint
 from records.config_reading import load_config
 from records.integrity import check, parse
 from records.manifest import Manifest, ManifestError, seal_of
@@ -86,7 +86,7 @@ def _config(m: Manifest, path: Path, root: Path) -> list[str]:
     config = config if config.is_absolute() else root / config
     given = [*m.overrides, *((m.tuned or {}).get("overrides") or [])]
     try:
-        rebuilt = load_config(config, given, check_files=False).to_dict()
+        rebuilt = _as_recorded(load_config(config, given, check_files=False).to_dict(), m.config or {})
     except ConfigError as e:
         return [f"{path}: its config cannot be rebuilt: {e}"]
     if fingerprint(rebuilt) == m.config_fingerprint and rebuilt == m.config:
@@ -94,6 +94,19 @@ def _config(m: Manifest, path: Path, root: Path) -> list[str]:
     differ = _first_difference(rebuilt, m.config or {})
     return [f"{path}: config {m.config_path} with the recorded overrides gives {differ}, not what the run used "
             f"(fix: run again with the committed config, or commit the config the run used)"]
+
+
+def _as_recorded(rebuilt: dict, recorded: dict) -> dict:
+    """`rebuilt` without the fields added since the run (records.config.ADDED_AS_BEFORE) that its config leaves
+    at the default that is what the run did; a field set to anything else still counts as a difference."""
+    for dotted, before in ADDED_AS_BEFORE.items():
+        *parents, leaf = dotted.split(".")
+        new, old = rebuilt, recorded
+        for part in parents:
+            new, old = new.get(part, {}), old.get(part, {}) if isinstance(old, dict) else {}
+        if isinstance(old, dict) and leaf not in old and new.get(leaf, before) == before:
+            new.pop(leaf, None)
+    return rebuilt
 
 
 def _first_difference(a, b, prefix: str = "") -> str:
