@@ -9,7 +9,7 @@ to 2.0x, at ~100 s of compile per shape.
 
 Why layers and not the step: all decoder layers run the same code, so one compiled graph serves every
 layer (torch's "regional compilation"; parameters are graph inputs, not constants) and the compile costs
-one layer's, per width. The 4-bit matmuls of bitsandbytes and peft's wrappers may break the graph into
+one layer's, per width (tests/pipeline/test_throughput_levers.py counts the graphs). The 4-bit matmuls of bitsandbytes and peft's wrappers may break the graph into
 pieces; what lies between breaks is still fused.
 
 How it coexists with the CUDA graphs of `pipeline.engine.step`: compiling happens in the warm-up runs
@@ -52,9 +52,16 @@ class _TrainingOnly:
         self.layer = layer
 
     def __call__(self, *args, **kwargs):
-        if self.layer.training and torch.is_grad_enabled():
-            return _compiled_forward()(self.layer, *args, **kwargs)
-        return type(self.layer).forward(self.layer, *args, **kwargs)
+        if not (self.layer.training and torch.is_grad_enabled()):
+            return type(self.layer).forward(self.layer, *args, **kwargs)
+        # The first layer's input (the frozen embeddings' output) needs no gradient, the others' do: as it is,
+        # that makes two graphs per width. Asking for it costs one unused input gradient (~1/32 of the
+        # backward's input-gradient work) and halves the compiles.
+        if args and isinstance(args[0], torch.Tensor) and not args[0].requires_grad:
+            args = (args[0].detach().requires_grad_(), *args[1:])
+        elif isinstance(kwargs.get("hidden_states"), torch.Tensor) and not kwargs["hidden_states"].requires_grad:
+            kwargs["hidden_states"] = kwargs["hidden_states"].detach().requires_grad_()
+        return _compiled_forward()(self.layer, *args, **kwargs)
 
 
 def decoder_layers(model) -> list:
