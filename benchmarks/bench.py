@@ -35,22 +35,65 @@ sys.path.insert(0, str(ROOT))
 
 # The ladder: each line adds one change to the line above. (name, train-config changes, other switches);
 # `full` lines run --epochs epochs (the first is warm-up), eager lines one epoch (nothing to warm up but
-# kernel selection in the first steps).
+# kernel selection in the first steps). `key` names a line for --ladder; `group` says what it is: history
+# (the changes that made the default), default, opt-in (changes numerics), lever (issue 19's candidates).
+_DEFAULT = {"packing": True, "cuda_graphs": True}
+_WARM = {"half_norms": False, "host_read_every": 16, "full": True}
+BUCKETS = 4  # length buckets of the lever lines: few shapes to capture and compile, little extra padding
 LADDER = [
     ("eager, padded to a multiple of 32", {"packing": False, "cuda_graphs": False},
-     {"half_norms": False, "host_read_every": 1, "full": False}),
+     {"half_norms": False, "host_read_every": 1, "full": False, "key": "eager", "group": "history"}),
     ("+ packed rows (block-diagonal mask)", {"packing": True, "cuda_graphs": False},
-     {"half_norms": False, "host_read_every": 1, "full": False}),
+     {"half_norms": False, "host_read_every": 1, "full": False, "key": "packed", "group": "history"}),
     ("+ CUDA graphs", {"packing": True, "cuda_graphs": True},
-     {"half_norms": False, "host_read_every": 1, "full": True}),
+     {"half_norms": False, "host_read_every": 1, "full": True, "key": "graphs", "group": "history"}),
     ("+ loss read on the host every 16 steps (the default)", {"packing": True, "cuda_graphs": True},
-     {"half_norms": False, "host_read_every": 16, "full": True}),
+     {**_WARM, "key": "default", "group": "default"}),
+    # Issue 19's levers, each alone on the default, then stacked. Ordered by what a cut-short device call
+    # should have measured first (the bench writes its record after every line).
+    ("default + FlexAttention document mask (train.attention: flex)", {**_DEFAULT, "attention": "flex"},
+     {**_WARM, "key": "flex", "group": "lever"}),
+    (f"default + {BUCKETS} length buckets (train.length_buckets: {BUCKETS})", {**_DEFAULT, "length_buckets": BUCKETS},
+     {**_WARM, "key": "buckets", "group": "lever"}),
+    (f"default + all levers: flex, {BUCKETS} length buckets, compiled decoder layers",
+     {**_DEFAULT, "attention": "flex", "length_buckets": BUCKETS, "compile": "layers"},
+     {**_WARM, "key": "stacked", "group": "lever"}),
+    (f"default + {BUCKETS} length buckets + compiled decoder layers (train.compile: layers)",
+     {**_DEFAULT, "length_buckets": BUCKETS, "compile": "layers"}, {**_WARM, "key": "compile", "group": "lever"}),
+    (f"default + padded rows (SDPA is_causal, no mask) + {BUCKETS} length buckets",
+     {"packing": False, "cuda_graphs": True, "length_buckets": BUCKETS},
+     {**_WARM, "key": "padded-buckets", "group": "lever"}),
+    ("all levers + bfloat16 LayerNorm (model.half_precision_norms)",
+     {**_DEFAULT, "attention": "flex", "length_buckets": BUCKETS, "compile": "layers"},
+     {**_WARM, "half_norms": True, "key": "stacked-bf16-norms", "group": "lever"}),
     ("+ bfloat16 LayerNorm: a bfloat16 residual stream (opt-in: model.half_precision_norms)",
-     {"packing": True, "cuda_graphs": True}, {"half_norms": True, "host_read_every": 16, "full": True}),
+     {"packing": True, "cuda_graphs": True}, {**_WARM, "half_norms": True, "key": "bf16-norms", "group": "opt-in"}),
 ]
-DEFAULT_LINE = next(line for line in LADDER if line[0].endswith("(the default)"))
-# Loss agreement with the plain loop is measured for these (the default, and the opt-in that changes numerics).
-AGREEMENT_LINES = (DEFAULT_LINE, LADDER[-1])
+LINES = {line[2]["key"]: line for line in LADDER}
+DEFAULT_LINE = LINES["default"]
+# Loss agreement with the plain loop is measured for these, where the ladder run includes them (the default,
+# the opt-in that changes numerics, and the stacked levers).
+AGREEMENT_LINES = (DEFAULT_LINE, LINES["bf16-norms"], LINES["stacked"])
+# --ladder: a group of lines by name, or keys separated by commas (e.g. default,flex,stacked)
+LADDERS = {"all": [line for line in LADDER if line[2]["group"] != "lever"] + [line for line in LADDER
+                                                                             if line[2]["group"] == "lever"],
+           "default": [DEFAULT_LINE, LINES["bf16-norms"]],
+           "levers": [DEFAULT_LINE] + [line for line in LADDER if line[2]["group"] == "lever"]}
+
+
+def pick_ladder(name: str) -> list:
+    """The ladder lines --ladder names: all, default (the default and its opt-in), levers (the default and
+    issue 19's levers), or line keys separated by commas."""
+    if name in LADDERS:
+        return LADDERS[name]
+    keys = [k.strip() for k in name.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in LINES]
+    if unknown or not keys:
+        raise SystemExit(f"--ladder: unknown line {', '.join(unknown) or name!r} (fix: one of {', '.join(LADDERS)}, "
+                         f"or keys from {', '.join(LINES)} separated by commas)")
+    return [LINES[k] for k in keys]
+
+
 PLAIN_WARMUP = 10
 AGREEMENT_STEPS = 50
 
@@ -229,8 +272,11 @@ def main() -> int:
     ap.add_argument("--micro-batches", default="8,32")
     ap.add_argument("--epochs", type=int, default=3, help="pipeline epochs per setting (the first is warm-up)")
     ap.add_argument("--plain-steps", type=int, default=60)
-    ap.add_argument("--ladder", default="all", help="all, or 'default' for the default setting and the opt-in "
-                                                    "line after it only")
+    ap.add_argument("--ladder", default="all", help="all; default (the default setting and its opt-in); levers "
+                                                    "(the default and issue 19's levers); or line keys separated "
+                                                    f"by commas, from: {', '.join(LINES)}")
+    ap.add_argument("--no-agreement", action="store_true",
+                    help="skip the loss-agreement runs (dropout off) at the first micro-batch")
     ap.add_argument("--fp16-cap-gib", type=float, default=None,
                     help="also run the default setting in float16 under this GPU memory cap (the T4 path)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -264,9 +310,10 @@ def main() -> int:
               "matmul_peak_tflops_measured": peak,
               "mfu_note": "model FLOPs utilisation = real (non-padding) tokens/s x FLOPs per token / the dense "
                           "matmul rate measured here on 8192^3 products in the compute dtype",
-              "results": [], "loss_agreement": []}
+              "results": [], "loss_agreement": [], "failed": []}
     micro_batches = [int(x) for x in args.micro_batches.split(",")]
-    ladder = LADDER if args.ladder == "all" else LADDER[LADDER.index(DEFAULT_LINE):]
+    ladder = pick_ladder(args.ladder)
+    agreement = [] if args.no_agreement else [line for line in AGREEMENT_LINES if line in ladder]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{Path(args.config).stem}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
@@ -288,11 +335,21 @@ def main() -> int:
         row, plain_losses = run_plain(ctx, cfg, mb, args.plain_steps, plain_epochs)
         add(row)
         for line in ladder:
-            add(run_pipeline(ctx, cfg, model, init, mb, args.epochs, line)[0])
-        for line in AGREEMENT_LINES if mb == micro_batches[0] else ():
+            row = _guarded(line, mb, lambda line=line, mb=mb: run_pipeline(ctx, cfg, model, init, mb, args.epochs, line)[0])
+            if row.get("error"):
+                record["failed"].append(row)
+                path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            else:
+                add(row)
+        for line in agreement if mb == micro_batches[0] else ():
             saved = _set_dropout(model, 0.0)
-            row, losses = run_pipeline(ctx, cfg, model, init, mb, plain_epochs, line, dropout=False,
-                                       suffix=", dropout off")
+            got = _guarded(line, mb, lambda line=line, mb=mb, plain_epochs=plain_epochs: run_pipeline(ctx, cfg, model, init, mb, plain_epochs, line,
+                                                                    dropout=False, suffix=", dropout off"))
+            if isinstance(got, dict):  # failed: recorded, the next line still runs
+                record["failed"].append({**got, "dropout": "off"})
+                _set_dropout(model, saved)
+                continue
+            row, losses = got
             n = min(len(losses), len(plain_losses))
             rel = [abs(a - b) / abs(b) for a, b in zip(losses[:n], plain_losses[:n], strict=True)]
             record["loss_agreement"].append({"setting": line[0], "micro_batch": mb, "steps": n,
@@ -323,6 +380,19 @@ def main() -> int:
     print(f"wrote {path}")
     print(table(record))
     return 0
+
+
+def _guarded(line: tuple, mb: int, measure) -> dict:
+    """What `measure()` returns, or, if it fails (a lever a library version cannot run), a row naming the error
+    for the record's `failed` list: the lines after it are still measured."""
+    try:
+        return measure()
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        print(f"== line {line[2].get('key')} at micro-batch {mb} failed: {type(e).__name__}: {e}", flush=True)
+        return {"loop": "pipeline", "setting": line[0], "micro_batch": mb, "switches": line[2],
+                "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
 
 
 GIB = 2 ** 30

@@ -29,6 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # the same losses whatever they are): no stage fingerprint hashes them (records/fingerprints.py), so changing
 # them never retrains, and a manifest written before they existed still verifies (records/verify.py).
 SAVE_CADENCE = ("train.checkpoint_every_steps", "train.checkpoint_every_minutes")
+# Fields added after runs were committed whose default is what those runs did (issue 19's levers, all off by
+# default): `verify` accepts a recorded config without them when the rebuilt config has them at that default.
+ADDED_AS_BEFORE = {"train.attention": "dense", "train.length_buckets": None, "train.compile": "off"}
 # The fields `pipeline tune` may vary and a received results folder's tuned choice may set (`--tuned-from`):
 # the recipe's hyper-parameters, nothing that names a file, a model or a folder.
 TUNABLE = ("train.learning_rate", "train.batch_size", "lora.r", "lora.alpha", "lora.target_modules",
@@ -172,6 +175,19 @@ class TrainConfig(Section):
                                                     "have passed since the last save (null: none). Checked every "
                                                     "16 steps, when losses are read back. The per-epoch "
                                                     "checkpoints are written either way.", gt=0.0, optional=True)
+    attention: str = choice("dense", ("dense", "flex"),
+                            "Attention of packed rows. dense: SDPA under a [width x width] block-diagonal mask; flex: "
+                            "FlexAttention with a document mask that skips the blocks no sequence needs (CUDA "
+                            "sm80 or later only: elsewhere it runs dense and the manifest says why).")
+    length_buckets: int | None = integer(None, "Round micro-batch widths up to one of this many widths, chosen "
+                                         "from the run's own rows (equal-count quantiles), so each CUDA graph "
+                                         "or compiled shape is reused: fewer captures and compiles, some more "
+                                         "padding. null: widths are multiples of pad_to_multiple_of.",
+                                         min=1, optional=True)
+    compile: str = choice("off", ("off", "layers"),
+                          "layers: torch.compile each decoder layer for training steps (one compiled graph shared "
+                          "by all layers, one per width: use with length_buckets) to fuse the casts, dropout, LoRA "
+                          "scaling, GELU and residual adds; off: eager kernels.")
 
     def check(self):
         # batch_size = micro_batch_size x processes x accumulation steps; the process count is known only at

@@ -19,6 +19,7 @@ WHERE: dict[str, str] = {
     "train.fused_optimizer": "stages.train.optimizer.fused",
     "train.cuda_graphs": "stages.train.step.cuda_graphs",
     "train.packing": "stages.train.step.packing",
+    "train.attention": "stages.train.step.attention",  # flex asked for on a T4 or CPU runs dense
     "train.micro_batch_size": "stages.train.batch.micro",
 }
 

@@ -71,7 +71,8 @@ class StageRecord:
     info: dict = _f({}, "Stage-specific facts, stored flat beside the fields above: epochs_done, "
                         "epochs_total, finetune_seconds, before_training, measured_params, data_order, "
                         "checkpoints, optimizer (name, fused: as used), step (cuda_graphs, graphs_captured, "
-                        "graph_fallback, packing: as run), batch (effective, micro, processes, accumulation) "
+                        "graph_fallback, packing, attention, attention_note, compile, compiled_layers, length_buckets: "
+                        "as run), batch (effective, micro, processes, accumulation) "
                         "(train); scored: each checkpoint scored (final, epoch_<k>) with the train fingerprint its "
                         "meta.json records and its adapter's sha256 (evaluate); parameter totals (params); peaks (every stage).")
 

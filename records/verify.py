@@ -26,7 +26,7 @@ from pathlib import Path
 
 from records import reproduction
 from records.code_version import git
-from records.config import PROJECT_ROOT, SAVE_CADENCE, ConfigError, fingerprint
+from records.config import ADDED_AS_BEFORE, PROJECT_ROOT, SAVE_CADENCE, ConfigError, fingerprint
 from records.config_reading import load_config
 from records.errors import shown
 from records.fingerprints import without
@@ -183,7 +183,7 @@ def _config(m: Manifest, path: Path, root: Path) -> list[str]:
     config = config if config.is_absolute() else root / config
     given = [*m.overrides, *((m.tuned or {}).get("overrides") or [])]
     try:
-        rebuilt = load_config(config, given, check_files=False).to_dict()
+        rebuilt = _as_recorded(load_config(config, given, check_files=False).to_dict(), m.config or {})
     except ConfigError as e:
         return [f"{path}: its config cannot be rebuilt: {e}"]
     # A run made before the save-cadence fields existed recorded none of them; they change no result.
@@ -198,6 +198,19 @@ def _config(m: Manifest, path: Path, root: Path) -> list[str]:
 def _has(d: dict, dotted: str) -> bool:
     head, _, rest = dotted.partition(".")
     return head in d and (not rest or isinstance(d[head], dict) and _has(d[head], rest))
+
+
+def _as_recorded(rebuilt: dict, recorded: dict) -> dict:
+    """`rebuilt` without the fields added since the run (records.config.ADDED_AS_BEFORE) that its config leaves
+    at the default that is what the run did; a field set to anything else still counts as a difference."""
+    for dotted, before in ADDED_AS_BEFORE.items():
+        *parents, leaf = dotted.split(".")
+        new, old = rebuilt, recorded
+        for part in parents:
+            new, old = new.get(part, {}), old.get(part, {}) if isinstance(old, dict) else {}
+        if isinstance(old, dict) and leaf not in old and new.get(leaf, before) == before:
+            new.pop(leaf, None)
+    return rebuilt
 
 
 def _first_difference(a, b, prefix: str = "") -> str:

@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.engine import checkpoint, distributed, resume
+from pipeline.engine import checkpoint, distributed, levers, resume
 from pipeline.engine.checkpoint import Key
 from pipeline.engine.predict import encode, predict_head
 from pipeline.engine.step import make_step
 from pipeline.engine.step_log import HOST_READ_EVERY, StepLog, TrainingDiverged  # noqa: F401 (the CLI catches it here)
-from pipeline.model import batching, provenance
+from pipeline.model import batching, buckets, provenance
 from pipeline.telemetry.progress import bar
 from records.errors import StageError
 from records.hashing import bytes_sha256
@@ -52,16 +52,23 @@ def _scheduler(cfg, optimizer, total_steps: int):
                          num_training_steps=total_steps)
 
 
-def _steps(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool, skip: int = 0):
+def _steps(cfg, seqs, labels, order, micro: int, dist, pad_id: int, pin: bool, skip: int = 0,
+           widths: list[int] | None = None):
     """One epoch's optimizer steps from step `skip` on, each built only when the loop asks for it: its real
     tokens over all ranks, and this rank's micro-batches as (batch, labels, weight). Building a step's few
-    micro-batches takes well under a millisecond, while the GPU still runs the steps queued before it."""
+    micro-batches takes well under a millisecond, while the GPU still runs the steps queued before it.
+    `widths`: the run's length buckets (pipeline.engine.levers.bucket_widths), or None for widths rounded to
+    pad_to_multiple_of."""
     bs = cfg.train.batch_size
     for start in range(skip * bs, len(order), bs):
         rows = order[start:start + bs]
         mine = []
         for chunk in distributed.micro_batches(rows, micro, dist):
-            batch = batching.make([seqs[i] for i in chunk], pad_id, cfg.train.pad_to_multiple_of, cfg.train.packing)
+            lengths = [len(seqs[i]) for i in chunk]
+            width = buckets.fit(sum(lengths) if cfg.train.packing else max(lengths), widths,
+                                cfg.train.pad_to_multiple_of) if widths else None
+            batch = batching.make([seqs[i] for i in chunk], pad_id, cfg.train.pad_to_multiple_of, cfg.train.packing,
+                                  width)
             y = torch.as_tensor(labels[chunk])
             mine.append((batch.pin(), y.pin_memory()) if pin else (batch, y))
             mine[-1] = (*mine[-1], len(chunk) / len(rows))
@@ -154,6 +161,11 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
                 Key.RNG: rngs[0], Key.RNG_BY_RANK: rngs, Key.BEFORE_TRAINING: start_metrics,
                 Key.EPOCHS: epoch_rows, Key.STEPS: step_rows, Key.ORDER: order, **extra}
 
+    ran = levers.apply(cfg, model, device, dtype)
+    orders = [epoch_order(len(seqs), cfg.seed, e) for e in range(1, cfg.train.epochs + 1)]
+    lengths = getattr(seqs, "lengths", None)  # a token cache knows them without reading the ids
+    widths = levers.bucket_widths(cfg, list(lengths) if lengths is not None else [len(s) for s in seqs], micro,
+                                  orders)
     step = make_step(model, params, device=device, dtype=dtype, scaler=scaler, graphs=cfg.train.cuda_graphs,
                      accumulate=accumulation > 1)
     cadence = checkpoint.Cadence(cfg.train.checkpoint_every_steps, cfg.train.checkpoint_every_minutes)
@@ -172,7 +184,7 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
         log = StepLog(epoch, step_rows, losses)
         log.in_epoch = skip
         progress = bar(_steps(cfg, seqs, labels, order, micro, dist, tokenizer.pad_token_id,
-                              pin=device.type == "cuda", skip=skip),
+                              pin=device.type == "cuda", skip=skip, widths=widths),
                        total=steps_per_epoch, initial=skip, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="step",
                        disable=not dist.main)
         for s, (step_tokens, micro_batches) in enumerate(progress, start=skip):
@@ -260,7 +272,6 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
 
         checkpoint.write_dir(ckpt / "final", write_final)
     distributed.barrier()
-    orders = [epoch_order(len(seqs), cfg.seed, e) for e in range(1, cfg.train.epochs + 1)]
     return {"epochs_done": cfg.train.epochs, "before_training": start_metrics, "epochs_total": cfg.train.epochs,
             "finetune_seconds": float(sum(r["seconds"] for r in epoch_rows)),
             "batch": {"effective": cfg.train.batch_size, "micro": micro, "processes": dist.world,
@@ -268,7 +279,8 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
             "optimizer": {"name": type(optimizer).__name__, "fused": bool(optimizer.defaults.get("fused"))},
             "step": {"cuda_graphs": step.graphed and not getattr(step, "fallback", None),
                      "graphs_captured": len(getattr(step, "graphs", {})),
-                     "graph_fallback": getattr(step, "fallback", None), "packing": cfg.train.packing},
+                     "graph_fallback": getattr(step, "fallback", None), "packing": cfg.train.packing,
+                     **ran, "length_buckets": widths},
             "data_order": f"torch.randperm per epoch, generator seed = seed*1000003 + epoch; sha256 "
                           f"{bytes_sha256(json.dumps(orders).encode())[:16]}",
             "checkpoints": str(ckpt.relative_to(cfg.path(".")) if ckpt.is_relative_to(cfg.path(".")) else ckpt)}

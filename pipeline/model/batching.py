@@ -58,9 +58,9 @@ class Batch:
                      self.real_tokens, self.packed)
 
 
-def padded(seqs: list[list[int]], pad_id: int, multiple: int) -> Batch:
-    """Right-padded rows of width round_up(longest, multiple)."""
-    width = round_up(max(len(s) for s in seqs), multiple)
+def padded(seqs: list[list[int]], pad_id: int, multiple: int, width: int | None = None) -> Batch:
+    """Right-padded rows of width round_up(longest, multiple), or `width` (a length bucket) if given."""
+    width = width or round_up(max(len(s) for s in seqs), multiple)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
@@ -69,9 +69,9 @@ def padded(seqs: list[list[int]], pad_id: int, multiple: int) -> Batch:
     return Batch(ids, positions, None, last, sum(len(s) for s in seqs), packed=False)
 
 
-def packed(seqs: list[list[int]], pad_id: int, multiple: int) -> Batch:
-    """All sequences end to end in one row of width round_up(total, multiple)."""
-    width = round_up(sum(len(s) for s in seqs), multiple)
+def packed(seqs: list[list[int]], pad_id: int, multiple: int, width: int | None = None) -> Batch:
+    """All sequences end to end in one row of width round_up(total, multiple), or `width` if given."""
+    width = width or round_up(sum(len(s) for s in seqs), multiple)
     ids = torch.full((1, width), pad_id, dtype=torch.long)
     positions = torch.zeros((1, width), dtype=torch.long)
     segments = torch.full((1, width), -1, dtype=torch.long)
@@ -88,8 +88,9 @@ def packed(seqs: list[list[int]], pad_id: int, multiple: int) -> Batch:
     return Batch(ids, positions, segments, torch.tensor(last, dtype=torch.long), at, packed=True)
 
 
-def make(seqs: list[list[int]], pad_id: int, multiple: int, pack: bool) -> Batch:
-    return packed(seqs, pad_id, multiple) if pack else padded(seqs, pad_id, multiple)
+def make(seqs: list[list[int]], pad_id: int, multiple: int, pack: bool, width: int | None = None) -> Batch:
+    """`width`: the row width to use (pipeline.model.buckets picks it), at least what the rows need."""
+    return packed(seqs, pad_id, multiple, width) if pack else padded(seqs, pad_id, multiple, width)
 
 
 def block_causal_mask(segments: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:

@@ -15,6 +15,7 @@ import contextlib
 
 import torch
 
+from pipeline.model import attention
 from pipeline.model.batching import Batch, block_causal_mask
 
 
@@ -45,9 +46,11 @@ def autocast(device: torch.device, dtype: torch.dtype, cache: bool = True):
     return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
 
 
-def _mask(model, batch: Batch) -> torch.Tensor | None:
+def _mask(model, batch: Batch):
     if not batch.packed:
         return None  # right padding + causal attention: no real token sees a pad
+    if attention.active(model):  # FlexAttention: the same mask as tiles it can skip (pipeline/model/attention.py)
+        return attention.block_mask(batch.segments)
     eager = getattr(_hf(model).config, "_attn_implementation", "sdpa") == "eager"
     return block_causal_mask(batch.segments, torch.float32 if eager else None)
 

@@ -12,8 +12,8 @@ import pytest
 
 from analysis.errors import ReportError
 from analysis.facts import report_facts
-from analysis.seeds import Spread, t_quantile
 from analysis.sections import seeds as seed_sections
+from analysis.seeds import Spread, t_quantile
 from tests.report_fixture import make_results, seed_right, write_seed_study
 
 SEEDS = (0, 1, 2)

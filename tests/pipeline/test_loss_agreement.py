@@ -25,14 +25,17 @@ def _runner(tmp_path, *sets):
     return runner.ctx  # the run's shared context: cfg, samples, tokenizer, device, dtype, location
 
 
-def _pipeline_losses(runner) -> np.ndarray:
+def _pipeline_losses(runner, summary: dict | None = None) -> np.ndarray:
+    """The trainer's per-step losses; `summary`, if given, receives what train() returns."""
     from pipeline.engine.loop import train
     from pipeline.model.loading import add_lora, load_classifier
     cfg = runner.cfg
     model = add_lora(cfg, load_classifier(cfg, runner.location, runner.tokenizer, runner.device, runner.dtype))
     steps = {}
-    train(cfg, model, runner.tokenizer, runner.prompter, runner.samples, device=runner.device, dtype=runner.dtype,
+    done = train(cfg, model, runner.tokenizer, runner.prompter, runner.samples, device=runner.device, dtype=runner.dtype,
           fingerprint="agreement", restart=True, on_epoch=lambda e, s, info: steps.update(df=s))
+    if summary is not None:
+        summary.update(done)
     return steps["df"]["loss"].to_numpy()
 
 

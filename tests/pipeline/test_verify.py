@@ -109,3 +109,20 @@ def test_an_unfinished_stage_fails(run):
 def test_verify_with_no_runs_is_one_line(tmp_path):
     r = cli("verify", "--results", tmp_path)
     assert r.returncode == 2 and "no run folders" in r.stderr
+
+
+def test_a_run_older_than_a_field_added_at_its_old_behaviour_passes_until_the_config_sets_it(run, tmp_path):
+    """A run made before train.attention existed (records.config.ADDED_AS_BEFORE) passes while its config leaves
+    the field at the default that is what the run did, and fails once the config asks for something else."""
+    from records.config import fingerprint
+    store = RunStore(run)
+    old = json.loads((run / "manifest.json").read_text())["config"]
+    del old["train"]["attention"]
+    store.update_manifest(config=old, config_fingerprint=fingerprint(old))
+    assert problems(run) == []
+    config = tmp_path / "tiny.yaml"
+    config.write_text((PROJECT_ROOT / CONFIG).read_text().replace("  pad_to_multiple_of: 8",
+                                                                   "  pad_to_multiple_of: 8\n  attention: flex"))
+    store.update_manifest(config_path=str(config))
+    [line] = problems(run)
+    assert 'train.attention="flex" (the run had null)' in line
