@@ -31,7 +31,7 @@ from records.graph import NAMES
 from records.manifest import Manifest
 from records.schema import TABLES
 from records.store import RunStore, atomic_write_json, utc_now
-from records.verify import checked
+from records.verify import as_recorded, checked
 
 OUTPUT_FIELDS = ("output.results_dir", "output.checkpoint_dir")
 
@@ -114,7 +114,7 @@ def _reproduce(folder: Path, m: Manifest, scratch: Path, here: dict, changed: st
     given, chosen = rebuilt(m, scratch)
     config_path = Path(m.config_path) if Path(m.config_path).is_absolute() else PROJECT_ROOT / m.config_path
     cfg = check_model(load_config(config_path, [*given, *chosen]), config_path)
-    if _without_output(cfg.to_dict()) != _without_output(m.config):  # verify's check, made again on this config
+    if _without_output(as_recorded(cfg.to_dict(), m.config or {})) != _without_output(m.config):  # verify's check
         raise BadInput(f"reproduce: {m.config_path} with the recorded overrides no longer gives the run's config")
     if cfg.model.trust_remote_code:
         raise BadInput(f"reproduce: {m.config_path} sets model.trust_remote_code: true, which runs code shipped "

@@ -183,11 +183,9 @@ def _config(m: Manifest, path: Path, root: Path) -> list[str]:
     config = config if config.is_absolute() else root / config
     given = [*m.overrides, *((m.tuned or {}).get("overrides") or [])]
     try:
-        rebuilt = _as_recorded(load_config(config, given, check_files=False).to_dict(), m.config or {})
+        rebuilt = as_recorded(load_config(config, given, check_files=False).to_dict(), m.config or {})
     except ConfigError as e:
         return [f"{path}: its config cannot be rebuilt: {e}"]
-    # A run made before the save-cadence fields existed recorded none of them; they change no result.
-    rebuilt = without(rebuilt, [f for f in SAVE_CADENCE if not _has(m.config or {}, f)])
     if fingerprint(rebuilt) == m.config_fingerprint and rebuilt == m.config:
         return []
     differ = _first_difference(rebuilt, m.config or {})
@@ -200,9 +198,13 @@ def _has(d: dict, dotted: str) -> bool:
     return head in d and (not rest or isinstance(d[head], dict) and _has(d[head], rest))
 
 
-def _as_recorded(rebuilt: dict, recorded: dict) -> dict:
-    """`rebuilt` without the fields added since the run (records.config.ADDED_AS_BEFORE) that its config leaves
-    at the default that is what the run did; a field set to anything else still counts as a difference."""
+def as_recorded(rebuilt: dict, recorded: dict) -> dict:
+    """`rebuilt` (a config rebuilt today) as a run that `recorded` its config would have recorded it: without the
+    save-cadence fields it predates (records.config.SAVE_CADENCE: they change no result), and without the fields
+    added since the run (records.config.ADDED_AS_BEFORE) that its config leaves at the default that is what the
+    run did; such a field set to anything else still counts as a difference. `verify` and `reproduce` both
+    compare through this."""
+    rebuilt = without(rebuilt, [f for f in SAVE_CADENCE if not _has(recorded, f)])
     for dotted, before in ADDED_AS_BEFORE.items():
         *parents, leaf = dotted.split(".")
         new, old = rebuilt, recorded
