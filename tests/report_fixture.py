@@ -334,6 +334,7 @@ def write_run(root: Path, name: str, *, kind: str, seed: int, stages_requested: 
             rs["cpu_pct"].append(float(rng.uniform(5, 60)))
             rs["disk_used_bytes"].append(float(40e9 + 1e6 * i))
             rs["rank"].append(0)
+            rs["attempt"].append(1)
             rs["gpu_index"].append(0 if gpu else None)
     write_table(folder, "resources", rs)
 
