@@ -17,6 +17,7 @@ real name. `meta.json` records the sizes and sha256 of both files and is checked
 """
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -67,16 +68,29 @@ def _intact(folder: Path) -> bool:
         return False
 
 
+def _first_ids(ids: list[list[int]], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each sequence's first max_length ids, concatenated as int32; their lengths). Flattened by C-level
+    iteration and cut with array indexing: a Python loop over every token cost seconds at 550k rows (issue 20)."""
+    full = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(full.sum()))
+    lengths = np.minimum(full, max_length)
+    if (lengths == full).all():
+        return flat, lengths
+    position = np.arange(len(flat)) - np.repeat(np.cumsum(full) - full, full)  # index within its sequence
+    return flat[position < np.repeat(lengths, full)], lengths
+
+
 def _build(tmp: Path, tokenizer, max_length: int, n: int, prompts) -> None:
     """Tokenize rows 0..n-1 chunk by chunk, appending to the two files; `prompts(start, stop)` renders a chunk."""
     offsets = np.zeros(n + 1, dtype=np.int64)
     with open(tmp / "tokens.i32", "wb") as out:
         for start in range(0, n, CHUNK_ROWS):
             stop = min(n, start + CHUNK_ROWS)
-            ids = [seq[:max_length] for seq in tokenizer(prompts(start, stop), add_special_tokens=True)["input_ids"]]
-            lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+            ids = tokenizer(prompts(start, stop), add_special_tokens=True, return_attention_mask=False,
+                            return_token_type_ids=False)["input_ids"]
+            flat, lengths = _first_ids(ids, max_length)
             offsets[start + 1:stop + 1] = offsets[start] + np.cumsum(lengths)
-            np.fromiter((t for s in ids for t in s), dtype=np.int32, count=int(lengths.sum())).tofile(out)
+            flat.tofile(out)
     offsets.tofile(tmp / "offsets.i64")
     files = {name: {"bytes": (tmp / name).stat().st_size, "sha256": file_sha256(tmp / name)}
              for name in ("tokens.i32", "offsets.i64")}
