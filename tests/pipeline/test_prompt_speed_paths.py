@@ -56,12 +56,30 @@ def test_vocabulary_is_that_of_one_regex_call_per_text(frame):
     assert {"ς", "οδος"} & set(per_text) == {"οδος"}  # the final sigma case is in the fixture
 
 
-def test_cached_ids_are_each_prompt_tokenized_alone_and_cut(frame, tmp_path, monkeypatch):
+@pytest.mark.parametrize("specials", [False, True])
+def test_cached_ids_are_each_prompt_tokenized_alone_and_cut(frame, tmp_path, monkeypatch, specials):
+    """The cache reads the Rust tokenizer directly (token_cache.plain_backend): the ids are still the wrapper's,
+    with special tokens added by a post-processor and cut with them, and with special tokens' text in a prompt."""
+    from tokenizers.processors import TemplateProcessing
     prompts = Prompter(ROOT / "templates/nli_prompt.j2", LABELS).many(frame["premise"], frame["hypothesis"]) + ODD
+    prompts += ["[EOS] inside [PAD]", "[UNK]"]
     tok = build_word_tokenizer(prompts)
+    if specials:
+        tok.backend_tokenizer.post_processor = TemplateProcessing(
+            single="[BOS] $A [EOS]", special_tokens=[("[BOS]", tok.bos_token_id), ("[EOS]", tok.eos_token_id)])
+    assert token_cache.plain_backend(tok) is not None  # the direct path is the one tested
     monkeypatch.setattr(token_cache, "CHUNK_ROWS", 29)
-    for max_length in (20, 1000):  # some prompts cut; none cut
+    for max_length in (20, 1000):  # some prompts cut (their EOS too); none cut
         cache = token_cache.load_or_build(tmp_path, {"data": "d"}, tok, max_length, len(prompts),
                                           lambda a, b: prompts[a:b])
         alone = [tok(p, add_special_tokens=True)["input_ids"][:max_length] for p in prompts]
         assert [cache[i] for i in range(len(cache))] == alone
+        assert specials == (alone[0][0] == tok.bos_token_id)
+
+
+def test_a_tokenizer_the_wrapper_changes_is_called_through_the_wrapper(frame):
+    tok = build_word_tokenizer(["a b"])
+    tok.backend_tokenizer.enable_truncation(8)  # the wrapper would switch this off for its call
+    assert token_cache.plain_backend(tok) is None
+    ids = token_cache._ids(tok, ["a b " * 10])
+    assert len(ids[0]) == 20  # not cut at 8: what tok(...) gives
