@@ -16,11 +16,22 @@ SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
+def vocabulary_words(texts: list[str], chunk: int = 4096) -> list[str]:
+    """The sorted distinct words of the lowercased texts. Texts are joined by a newline a chunk at a time: one
+    regex call per chunk, not per text (at 550k prompts the per-text calls cost seconds; issue 20). The words are
+    the same: no word or symbol match spans a newline, and a newline ends a final sigma's context in str.lower
+    as a text's end does."""
+    words: set[str] = set()
+    for start in range(0, len(texts), chunk):
+        words.update(_WORD.findall("\n".join(texts[start:start + chunk]).lower()))
+    return sorted(words)
+
+
 def build_word_tokenizer(texts: list[str]):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = sorted({w for t in texts for w in _WORD.findall(t.lower())})
+    words = vocabulary_words(texts)
     vocab = {tok: i for i, tok in enumerate(SPECIALS + words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
