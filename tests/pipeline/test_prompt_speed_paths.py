@@ -29,7 +29,7 @@ def test_prompts_are_jinja2s_render_row_by_row(frame):
     assert prompter.pattern is not None  # the project's template takes the fast path
     premises = list(frame["premise"]) + ODD
     hypotheses = list(frame["hypothesis"]) + ODD[::-1]
-    assert prompter.many(premises, hypotheses) == [prompter(p, h) for p, h in zip(premises, hypotheses)]
+    assert prompter.many(premises, hypotheses) == [prompter(p, h) for p, h in zip(premises, hypotheses, strict=True)]
 
 
 @pytest.mark.parametrize("text", ["{{ premise | upper }} / {{ hypothesis }}",   # a filter on a row's text
@@ -44,7 +44,7 @@ def test_a_pattern_renders_like_jinja2_whatever_the_order_and_repeats():
     template = checked(text, "test")
     pattern = row_format(text, template, LABELS)
     assert pattern is not None
-    for p, h in zip(ODD, ODD[::-1]):
+    for p, h in zip(ODD, ODD[::-1], strict=True):
         assert pattern.format(p, h) == template.render(premise=p, hypothesis=h, labels=LABELS)
 
 
