@@ -25,11 +25,13 @@ def apply(cfg, model, device: torch.device, dtype: torch.dtype) -> dict:
             "compiled_layers": compiling.use(model, cfg.train.compile)}
 
 
-def bucket_widths(cfg, lengths: list[int], micro: int, orders: list[list[int]]) -> list[int] | None:
+def bucket_widths(cfg, seqs, micro: int, orders: list[list[int]]) -> list[int] | None:
     """The run's micro-batch widths (None: no buckets), from every epoch's row order (`orders`): the same
-    for a resumed run as for an uninterrupted one."""
+    for a resumed run as for an uninterrupted one. The rows' lengths are read only when buckets are asked for."""
     count = cfg.train.length_buckets
     if count is None:
         return None
+    cached = getattr(seqs, "lengths", None)  # a token cache knows them without reading the ids
+    lengths = cached.tolist() if cached is not None else [len(s) for s in seqs]
     sizes = buckets.micro_batch_sizes(lengths, orders, micro, cfg.train.packing)
     return buckets.widths(sizes, count, cfg.train.pad_to_multiple_of)

@@ -163,14 +163,12 @@ def train(cfg, model, tokenizer, prompter, samples: pd.DataFrame, *, device, dty
 
     ran = levers.apply(cfg, model, device, dtype)
     orders = [epoch_order(len(seqs), cfg.seed, e) for e in range(1, cfg.train.epochs + 1)]
-    lengths = getattr(seqs, "lengths", None)  # a token cache knows them without reading the ids
-    widths = levers.bucket_widths(cfg, list(lengths) if lengths is not None else [len(s) for s in seqs], micro,
-                                  orders)
+    widths = levers.bucket_widths(cfg, seqs, micro, orders)
     step = make_step(model, params, device=device, dtype=dtype, scaler=scaler, graphs=cfg.train.cuda_graphs,
                      accumulate=accumulation > 1)
     cadence = checkpoint.Cadence(cfg.train.checkpoint_every_steps, cfg.train.checkpoint_every_minutes)
     for epoch in range(done + 1, cfg.train.epochs + 1):
-        order = epoch_order(len(seqs), cfg.seed, epoch)
+        order = orders[epoch - 1]
         at = resume.position_of(position if epoch == done + 1 else None, dist)
         skip = at["step"]
         global_step = (epoch - 1) * steps_per_epoch + skip
