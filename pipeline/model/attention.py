@@ -86,6 +86,12 @@ def _flex(query, key, value, mask, scale):
     if query.device.type != "cuda" or torch.compiler.is_compiling():
         return flex_attention(query, key, value, block_mask=mask, scale=scale, enable_gqa=query.shape[1] != key.shape[1])
     if _compiled is None:
+        # One compiled kernel per (width, with or without grad) pair: past dynamo's limit of 8 recompiles it
+        # falls back to the uncompiled reference silently, which is what made the first flex probe 6x slower
+        # than dense (a run has up to 2 x the widths; train.length_buckets keeps that small).
+        import torch._dynamo.config as dynamo
+        name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+        setattr(dynamo, name, max(getattr(dynamo, name), 64))
         _compiled = torch.compile(flex_attention, dynamic=False)
     return _compiled(query, key, value, block_mask=mask, scale=scale, enable_gqa=query.shape[1] != key.shape[1])
 

@@ -1,0 +1,69 @@
+"""benchmarks/bench.py's ladder and records: the line it calls the default is what the default configs run, and
+a record split over two device calls is continued only by a call of the same config, commit and GPU."""
+import json
+
+import pytest
+
+import benchmarks.bench as bench
+from records.config_reading import load_config
+
+
+@pytest.mark.parametrize("config", ["configs/phi2-shape-h200.yaml", "configs/smollm2-snli-offline.yaml"])
+def test_default_line_is_the_default_configs_train_settings(config):
+    train = load_config(config, []).train
+    changes = bench.DEFAULT_LINE[1]
+    assert {k: getattr(train, k) for k in changes} == changes
+
+
+def test_history_lines_predate_the_levers():
+    # the lines that show how the default was reached must not pick the config's levers up
+    for line in bench.LADDER:
+        if line[2]["group"] == "history":
+            assert {k: line[1][k] for k in ("attention", "length_buckets", "compile")} == \
+                {"attention": "dense", "length_buckets": None, "compile": "off"}
+
+
+def _record(**changes):
+    return {"config": "configs/phi2-shape-h200.yaml", "overrides": [], "git_commit": "a" * 40, "gpu": "NVIDIA H200",
+            "train_rows": 988, "created": "2026-12-04T12:00:00+00:00", "command": "python benchmarks/bench.py x",
+            "results": [{"micro_batch": 8}], "wall_seconds": 500.0, **changes}
+
+
+def test_append_continues_a_record_of_the_same_run(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_record()))
+    got = bench._continued(path, _record(created="2026-12-04T12:10:00+00:00", results=[]))
+    assert got["results"] == [{"micro_batch": 8}]
+    assert got["appended"] == [{"created": "2026-12-04T12:10:00+00:00", "command": "python benchmarks/bench.py x"}]
+    assert got["wall_seconds_before"] == 500.0
+
+
+@pytest.mark.parametrize("key,value", [("git_commit", "b" * 40), ("gpu", "Tesla T4"), ("overrides", ["seed=1"])])
+def test_append_refuses_another_run(tmp_path, key, value):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_record()))
+    with pytest.raises(SystemExit, match=f"--append .*its {key} is"):
+        bench._continued(path, _record(**{key: value}))
+
+
+def test_append_refuses_what_is_not_a_record(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read it as a bench record"):
+        bench._continued(path, _record())
+
+
+def test_targets_name_issue_19s_goals():
+    row = {"loop": "pipeline", "setting": bench.DEFAULT, "dropout": "config", "dtype": "bfloat16"}
+    record = {"results": [{**row, "micro_batch": 8, "tokens_per_s": 20000.0, "first_epoch_seconds": 6.0,
+                           "seconds_per_epoch": 3.0, "peak_allocated_bytes": 3 * 2**30, "eval_seconds_200_rows": 0.2},
+                          {**row, "micro_batch": 32, "tokens_per_s": 25000.0, "mfu": 0.2}],
+              "loss_agreement": [{"setting": bench.DEFAULT, "max_relative_difference": 5e-3}]}
+    got = {t["target"]: t for t in bench.targets(record)}
+    assert got["tokens/s at micro-batch 8 (bfloat16)"]["met"] is True
+    assert got["tokens/s at micro-batch 32 (bfloat16)"]["met"] is False
+    assert got["micro-batch 32 tokens/s over micro-batch 8's"]["measured"] == 1.25
+    assert got["5 epochs x 988 rows at micro-batch 8: training seconds (first epoch + 4 x warm)"]["measured"] == 18.0
+    assert got["first epoch over a warm one at micro-batch 8"]["met"] is False
+    assert got["peak allocated at micro-batch 8 (float16, capped)"]["met"] is None
+    assert got["loss agreement with the plain loop: max relative difference"]["met"] is True
