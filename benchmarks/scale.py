@@ -237,9 +237,10 @@ def main(argv=None) -> int:
         record = {"created": stamp.isoformat(timespec="seconds"), "command": " ".join(["python", *sys.argv]),
                   "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
                   "config": "configs/tiny-cpu.yaml, train.epochs=1, --stages data,train", "runs": runs}
-        path = ROOT / "benchmarks" / "results" / f"scale-{stamp.strftime('%Y%m%dT%H%M%S')}.json"
+        path = Path(args.out) / f"scale-{stamp.strftime('%Y%m%dT%H%M%S')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"recorded {path.relative_to(ROOT)}")
+        print(f"recorded {path}")
     return 0 if all(r["exit"] in (0, -9) for r in runs) else 1
 
 
