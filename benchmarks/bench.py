@@ -282,9 +282,10 @@ def main() -> int:
                     help="also run the default setting in float16 under this GPU memory cap (the T4 path)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--append", default=None, metavar="RECORD",
-                    help="add this call's micro-batches to an earlier record of the same config, overrides and "
-                         "commit (a ladder too long for one device call, split by micro-batch); written to --out "
-                         "under the earlier record's name")
+                    help="add this call's lines to an earlier record of the same config, overrides, GPU and "
+                         "measured code (a ladder too long for one device call, split by line or micro-batch); "
+                         "each (line, micro-batch) once, the plain loop reused; written to --out under the earlier "
+                         "record's name")
     args = ap.parse_args()
 
     import torch
@@ -310,7 +311,7 @@ def main() -> int:
               "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
               "gpu": (env.get("gpu") or {}).get("name"), "driver": (env.get("gpu") or {}).get("driver"),
               "cuda": env.get("cuda"), "libraries": env.get("libraries"),
-              "git_commit": run_code_version(ROOT).get("git_commit"),
+              "git_commit": run_code_version(ROOT).get("git_commit"), "code_fingerprint": measured_code_fingerprint(),
               "config": args.config, "overrides": args.overrides, "train_rows": len(ctx.seqs),
               "matmul_peak_tflops_measured": peak,
               "mfu_note": "model FLOPs utilisation = real (non-padding) tokens/s x FLOPs per token / the dense "
@@ -319,11 +320,11 @@ def main() -> int:
     if args.append:
         record = _continued(Path(args.append), record)
     micro_batches = [int(x) for x in args.micro_batches.split(",")]
-    again = sorted({r["micro_batch"] for r in record["results"]} & set(micro_batches))
-    if again:
-        raise SystemExit(f"--append {args.append}: it already holds micro-batch {again} (fix: --micro-batches with "
-                         f"the sizes it lacks)")
     ladder = pick_ladder(args.ladder)
+    again = already_measured(record, ladder, micro_batches, bool(args.fp16_cap_gib))
+    if again:
+        raise SystemExit(f"--append {args.append}: it already holds {', '.join(again)} (fix: --ladder and "
+                         f"--micro-batches with what it lacks; --fp16-cap-gib only once)")
     agreement = [] if args.no_agreement else [line for line in AGREEMENT_LINES if line in ladder]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -344,8 +345,12 @@ def main() -> int:
     init = [p.detach().clone() for p in model.parameters() if p.requires_grad]
     for mb in micro_batches:
         plain_epochs = -(-args.plain_steps // -(-len(ctx.seqs) // mb))  # epochs the plain steps reach into
-        row, plain_losses = run_plain(ctx, cfg, mb, args.plain_steps, plain_epochs)
-        add(row)
+        earlier = next((r for r in record["results"] if r["loop"] == "plain" and r["micro_batch"] == mb), None)
+        if earlier is not None and (earlier.get("losses") or not (agreement and mb == micro_batches[0])):
+            plain_losses = earlier.get("losses") or []  # a continued record's plain loop, measured once
+        else:
+            row, plain_losses = run_plain(ctx, cfg, mb, args.plain_steps, plain_epochs)
+            add({**row, "losses": plain_losses})
         for line in ladder:
             row = _guarded(line, mb, lambda line=line, mb=mb: run_pipeline(ctx, cfg, model, init, mb, args.epochs, line)[0])
             if row.get("error"):
@@ -394,21 +399,52 @@ def main() -> int:
     return 0
 
 
+# What a split record's calls must share so that their lines compare: the code that trains and measures (the
+# pipeline, the results contract, the plain loop, the profiler helpers) and the configs. bench.py's own argument
+# handling is not in it: each row carries its ladder line's switches. A commit that changes none of these files
+# (the README, the report, a test) may continue a record an earlier commit began.
+MEASURED_CODE = ("pipeline/**/*.py", "records/**/*.py", "benchmarks/measure.py", "benchmarks/plain_loop.py",
+                 "configs/*.yaml")
+
+
+def measured_code_fingerprint(root: Path = ROOT) -> str:
+    """sha256 over the MEASURED_CODE files' paths and bytes, in path order."""
+    import hashlib
+    h = hashlib.sha256()
+    for path in sorted({p for pattern in MEASURED_CODE for p in root.glob(pattern) if p.is_file()}):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _continued(path: Path, fresh: dict) -> dict:
     """The earlier record at `path`, to be continued by this call: refused (one line) unless it was made of the
-    same config, overrides, commit and GPU model, and holds none of this call's micro-batches."""
+    same config, overrides, GPU model, rows and measured code (MEASURED_CODE; the commit where either record
+    lacks that fingerprint)."""
     try:
         earlier = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise SystemExit(f"--append {path}: cannot read it as a bench record ({e}) (fix: the path of a record "
                          f"benchmarks/bench.py wrote)") from None
-    for key in ("config", "overrides", "git_commit", "gpu", "train_rows"):
+    code = "code_fingerprint" if earlier.get("code_fingerprint") and fresh.get("code_fingerprint") else "git_commit"
+    for key in ("config", "overrides", "gpu", "train_rows", code):
         if earlier.get(key) != fresh.get(key):
             raise SystemExit(f"--append {path}: its {key} is {earlier.get(key)!r}, this call's is {fresh.get(key)!r} "
-                             f"(fix: continue a record only with the same config, overrides, commit and GPU)")
-    earlier["appended"] = earlier.get("appended", []) + [{"created": fresh["created"], "command": fresh["command"]}]
+                             f"(fix: continue a record only with the same config, overrides, GPU and measured code)")
+    earlier["appended"] = earlier.get("appended", []) + [
+        {"created": fresh["created"], "command": fresh["command"], "git_commit": fresh.get("git_commit")}]
     earlier["wall_seconds_before"] = earlier.get("wall_seconds", 0)
     return earlier
+
+
+def already_measured(record: dict, ladder: list, micro_batches: list[int], fp16: bool) -> list[str]:
+    """What of this call's ladder, micro-batches and float16 line the record holds already (a continued record
+    takes each (line, micro-batch) once; the plain loop is reused, not re-run)."""
+    have = {(r["setting"], r["micro_batch"]) for r in record["results"] if r["loop"] == "pipeline"}
+    again = [f"{line[2]['key']} at micro-batch {mb}" for mb in micro_batches for line in ladder
+             if (line[0], mb) in have]
+    if fp16 and any(r["dtype"] == "float16" for r in record["results"]):
+        again.append("the float16 line")
+    return again
 
 
 def _guarded(line: tuple, mb: int, measure) -> dict:

