@@ -61,25 +61,74 @@ def _row_order(x: dict) -> tuple:
 
 
 def _ladder(r: dict) -> list[str]:
-    lines = ["| loop | setting | micro-batch | dtype | tokens/s | s/epoch | peak allocated GiB | peak reserved GiB "
-             "| GPU busy | MFU |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| loop | setting | micro-batch | dtype | tokens/s | s/epoch | first epoch s | peak allocated GiB "
+             "| peak reserved GiB | GPU busy | MFU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for x in sorted(r["results"], key=_row_order):
         busy = "–" if x.get("gpu_busy_fraction") is None else f"{x['gpu_busy_fraction']:.0%}"
         mfu = "–" if x.get("mfu") is None else f"{x['mfu']:.1%}"
+        first = "–" if x.get("first_epoch_seconds") is None else f"{x['first_epoch_seconds']:.1f}"
         lines.append(f"| {x['loop']} | {x['setting']} | {x['micro_batch']} | {x['dtype']} | {x['tokens_per_s']:,.0f} | "
-                     f"{x['seconds_per_epoch']:.1f} | {_gib(x.get('peak_allocated_bytes'))} | "
+                     f"{x['seconds_per_epoch']:.1f} | {first} | {_gib(x.get('peak_allocated_bytes'))} | "
                      f"{_gib(x.get('peak_reserved_bytes'))} | {busy} | {mfu} |")
     return lines
 
 
+def _flags(command: str, names=("--ladder", "--micro-batches")) -> str:
+    """The flags of a continuing call that say what it added, e.g. `--ladder compile --micro-batches 8`."""
+    words = command.split()
+    return " ".join(f"{w} {words[i + 1]}" for i, w in enumerate(words[:-1]) if w in names)
+
+
 def _made(path: Path, r: dict) -> str:
-    more = "".join(f", continued by `{a['command']}` ({a['created']}, commit `{(a.get('git_commit') or '?')[:12]}`)"
-                   for a in r.get("appended", []))
-    return (f"by `{r['command']}`{more} on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
+    more = "".join(f"; continued with `{_flags(a['command'])}` ({a['created']}, commit "
+                   f"`{(a.get('git_commit') or '?')[:12]}`)" for a in r.get("appended", []))
+    return (f"by `{r['command']}`{more}, on one {r['gpu']} (driver {r['driver']}; torch {r['libraries'].get('torch')}, "
             f"bitsandbytes {r['libraries'].get('bitsandbytes')}), {r['created']}"
             + (f", {r['wall_seconds'] / 60:.0f} minutes in all" if r.get("wall_seconds") else "") + ", record "
             f"[{path.name}]({path.relative_to(ROOT).as_posix()}) (git commit as recorded: "
             f"`{(r.get('git_commit') or 'unknown')[:12]}`)")
+
+
+def _levers(r: dict) -> list[str]:
+    """Whether each lever pays against the default at the record's micro-batches: warm tokens/s, and the time of
+    this study's run length (5 epochs: the first, compiles and captures included, plus 4 warm ones)."""
+    from benchmarks.bench import DEFAULT, LADDER
+    rows = {(x["setting"], x["micro_batch"]): x for x in r["results"] if x["dtype"] == "bfloat16"}
+    out = []
+    for name, _, switches in LADDER:
+        if switches["group"] not in ("lever", "opt-in"):
+            continue
+        for mb in sorted({x["micro_batch"] for x in r["results"]}):
+            lever, base = rows.get((name, mb)), rows.get((DEFAULT, mb))
+            if lever is None or base is None or lever.get("first_epoch_seconds") is None:
+                continue
+            five = lever["first_epoch_seconds"] + 4 * lever["seconds_per_epoch"]
+            five_base = base["first_epoch_seconds"] + 4 * base["seconds_per_epoch"]
+            # the run length (in epochs of these rows) from which the lever's total time is the shorter
+            extra, saved = (lever["first_epoch_seconds"] - base["first_epoch_seconds"],
+                            base["seconds_per_epoch"] - lever["seconds_per_epoch"])
+            pays = ("from the first epoch" if extra <= 0 and saved >= 0 else "never" if saved <= 0 else
+                    f"after {1 + extra / saved:.0f} epochs")
+            out.append(f"| {name} | {mb} | {lever['tokens_per_s'] / base['tokens_per_s']:.2f}x | "
+                       f"{lever['first_epoch_seconds']:.1f} s against {base['first_epoch_seconds']:.1f} s | "
+                       f"{five:.1f} s against {five_base:.1f} s | {pays} |")
+    if not out:
+        return []
+    return ["", "Each lever against the default, from the same record: warm throughput, and the time of a run as "
+                "long as this study's (5 epochs: the first, with its compiles and graph captures, plus 4 warm):", "",
+            "| line | micro-batch | warm tokens/s over the default's | first epoch | 5 epochs | shorter in total |",
+            "|---|---|---|---|---|---|",
+            *out]
+
+
+def _not_measured(r: dict) -> list[str]:
+    """The ladder lines the record lacks at any of its micro-batches: said, not hidden."""
+    from benchmarks.bench import LADDERS
+    mbs = sorted({x["micro_batch"] for x in r["results"]})
+    have = {(x["setting"], x["micro_batch"]) for x in r["results"]}
+    gaps = [f"{line[2]['key']} (micro-batch {', '.join(str(mb) for mb in mbs if (line[0], mb) not in have)})"
+            for line in LADDERS["all"] if any((line[0], mb) not in have for mb in mbs)]
+    return ["", f"Not in this record: {'; '.join(gaps)}."] if gaps else []
 
 
 def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
@@ -107,7 +156,7 @@ def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
         then = ("" if any(x["setting"] == DEFAULT for x in full[1]["results"]) else
                 " Its default was an earlier one (the line that says so), not today's:")
         lines += ["", f"Every change at micro-batches 8 and 32 (its bfloat16 lines), measured {_made(*full)}."
-                      f"{then}", "", *_ladder(bf16)]
+                      f"{then}", "", *_ladder(bf16), *_not_measured(bf16), *_levers(full[1])]
     return "\n".join(lines)
 
 
