@@ -280,6 +280,13 @@ class RunFacts:
         return stage_states.why_missing(self.run)
 
 
+def _setting(v) -> str:
+    """A config value as the YAML file would spell it (null, true); a key the run's config lacked says so."""
+    if v is processes.ABSENT:
+        return "(no such setting)"
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
 @dataclass
 class ReportFacts:
     selection: Selection
@@ -323,9 +330,23 @@ class ReportFacts:
         return [f for f in self.runs if f.world_size > 1]
 
     def one_process_twin(self, f: RunFacts) -> RunFacts | None:
-        """The one-process run of this report that did the same work as `f` (processes.same_work)."""
+        """The one-process run of this report that did the same work as `f` (processes.same_work), or failing
+        that the same work with other runner settings (processes.near_work; twin_differences names them)."""
         twin = processes.counterpart(f.run, [g.run for g in self.runs])
         return next((g for g in self.runs if g.run is twin), None)
+
+    def twin_differences(self, f: RunFacts | None) -> list[str]:
+        """What sets the run over several GPUs `f` apart from its one-process twin besides the GPUs: each config
+        difference as "key a / b", and the code commit when the two were made by different commits. Empty for a
+        like-for-like pair (or no twin)."""
+        twin = self.one_process_twin(f) if f is not None else None
+        if twin is None:
+            return []
+        out = [f"{key} {_setting(a)} / {_setting(b)}" for key, (a, b) in processes.differences(f.run, twin.run).items()]
+        ca, cb = ((g.manifest.code_version or {}).get("git_commit") for g in (f, twin))
+        if ca != cb:
+            out.append(f"code {(ca or 'unknown')[:7]} / {(cb or 'unknown')[:7]}")
+        return out
 
     @property
     def accuracy_run(self) -> RunFacts | None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from records.config import ADDED_AS_BEFORE, SAVE_CADENCE
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -65,17 +67,69 @@ LAYOUT_KEYS = ("run", "description", "output")
 LAYOUT_TRAIN_KEYS = ("micro_batch_size",)
 
 
+# Train settings that say how the trainer groups and runs the rows, not what it learns from: the model, rows,
+# hyperparameters and effective batch stay. A pair whose configs differ only here (and in the layout above) is
+# set side by side as a near twin, its differences named: its speed-up is not the GPUs' alone, and length
+# buckets change which rows share a micro-batch, so the two learn as two seeds would.
+RUNNER_KEYS = ("length_buckets", "compile", "attention", "cuda_graphs")
+
+
+class Absent:
+    """A config key one run's manifest lacks: the code that made it had no such setting."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+ABSENT = Absent()
+
+
+def _work(run) -> dict:
+    c = {k: v for k, v in (run.manifest.config or {}).items() if k not in LAYOUT_KEYS}
+    c["train"] = {k: v for k, v in (c.get("train") or {}).items() if k not in LAYOUT_TRAIN_KEYS}
+    return c
+
+
+def differences(a, b) -> dict[str, tuple]:
+    """{dotted config key: (a's value, b's value)} where the work of runs a and b differs (layout keys aside),
+    with "data fingerprint" when their data differ; ABSENT for a key one manifest lacks (older code)."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+    fa, fb = flat(_work(a)), flat(_work(b))
+    for f in (fa, fb):
+        for key in SAVE_CADENCE:  # how often a run saves never changes what it computes
+            f.pop(key, None)
+        for key, before in ADDED_AS_BEFORE.items():  # a setting added since: older code did its default
+            f.setdefault(key, before)
+    out = {k: (fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in sorted(set(fa) | set(fb))
+           if fa.get(k, ABSENT) != fb.get(k, ABSENT)}
+    da, db = a.manifest.data.get("fingerprint"), b.manifest.data.get("fingerprint")
+    if da != db:
+        out["data fingerprint"] = (da, db)
+    return out
+
+
 def same_work(a, b) -> bool:
     """True when runs a and b computed the same thing: equal resolved configs apart from names, output
     folders and the micro-batch (how the effective batch was split), and the same data fingerprint."""
-    def work(run) -> dict:
-        c = {k: v for k, v in (run.manifest.config or {}).items() if k not in LAYOUT_KEYS}
-        c["train"] = {k: v for k, v in (c.get("train") or {}).items() if k not in LAYOUT_TRAIN_KEYS}
-        return c
-    fa, fb = a.manifest.data.get("fingerprint"), b.manifest.data.get("fingerprint")
-    return bool(a.manifest.config) and work(a) == work(b) and fa == fb
+    return bool(a.manifest.config) and not differences(a, b)
+
+
+def near_work(a, b) -> bool:
+    """True when runs a and b differ, if at all, only in how the trainer grouped and ran the rows (RUNNER_KEYS)."""
+    return bool(a.manifest.config) and all(k.removeprefix("train.") in RUNNER_KEYS and k.startswith("train.")
+                                           for k in differences(a, b))
 
 
 def counterpart(run, others) -> object | None:
-    """The one-process run among `others` that did the same work as `run` (None when the report has none)."""
-    return next((o for o in others if o is not run and world_size(o) == 1 and same_work(run, o)), None)
+    """The one-process run among `others` that did the same work as `run`; failing that, one that did it with
+    other runner settings (near_work); None when the report has neither."""
+    ones = [o for o in others if o is not run and world_size(o) == 1]
+    return (next((o for o in ones if same_work(run, o)), None)
+            or next((o for o in ones if near_work(run, o)), None))

@@ -77,21 +77,24 @@ def scaling_table(r: ReportFacts) -> Markdown:
         split = (f"{b.effective} = {b.micro} x {b.processes} x {b.accumulation}" if b.recorded
                  else NOT_RECORDED)
         if twin is None:
-            rows.append([f.name, f.world_size, split, "none in this report", fmt.seconds(f.finetune_seconds), "–",
-                         fmt.integer(f.warm_tokens_per_s), "–", "–", "not reported"])
+            rows.append([f.name, f.world_size, split, "none in this report", "–", fmt.seconds(f.finetune_seconds),
+                         "–", fmt.integer(f.warm_tokens_per_s), "–", "–", "not reported"])
             continue
+        apart = r.twin_differences(f)
         warm = f.warm_tokens_per_s / twin.warm_tokens_per_s
         acc = (f"{fmt.pct(f.acc('finetuned').value)} / {fmt.pct(twin.acc('finetuned').value)}"
                if f.accuracy_meaningful and "finetuned" in f.accuracy else "not reported")
         rows.append([f.name, f.world_size, split, twin.name,
+                     "yes" if not apart else "no: " + "; ".join(apart),
                      f"{fmt.seconds(f.finetune_seconds)} / {fmt.seconds(twin.finetune_seconds)}",
                      f"{twin.finetune_seconds / f.finetune_seconds:.2f}x",
                      f"{fmt.integer(f.warm_tokens_per_s)} / {fmt.integer(twin.warm_tokens_per_s)}",
                      f"{warm:.2f}x", fmt.pct(warm / f.world_size, 0), acc])
     return table(["run", "GPUs", "effective batch = micro x GPUs x accumulation", "same work on one GPU",
-                  "fine-tuning time (this / one GPU)", "speed-up", "tokens/s after epoch 1 (this / one GPU)",
-                  "speed-up", "scaling efficiency", "test accuracy (this / one GPU)"], rows, align="lrllrrrrrl",
-                 widths=[17, 5, 13, 17, 14, 8, 15, 8, 10, 13])
+                  "like for like (this / one GPU)", "fine-tuning time (this / one GPU)", "speed-up",
+                  "tokens/s after epoch 1 (this / one GPU)", "speed-up", "scaling efficiency",
+                  "test accuracy (this / one GPU)"], rows, align="lrlllrrrrrl",
+                 widths=[13, 5, 11, 13, 14, 11, 7, 12, 7, 9, 10])
 
 
 def per_gpu_table(r: ReportFacts) -> Markdown:

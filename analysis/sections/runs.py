@@ -43,6 +43,15 @@ def _test_rows(f: RunFacts) -> str:
     return fmt.integer(n) if n is not None else str(next(iter(f.accuracy.values())).n) if f.accuracy else "?"
 
 
+def made_by(f: RunFacts) -> str:
+    """The code commit that made the run and the day its last stage ended: runs of one report may come from
+    different commits, and the reader sees which."""
+    commit = (f.manifest.code_version or {}).get("git_commit")
+    ends = [rec.end for rec in f.manifest.stages.values() if rec.end]
+    day = max(ends)[:10] if ends else "date not recorded"
+    return f"code {commit[:7]}, {day}" if commit else f"code not recorded, {day}"
+
+
 def comparison_table(R: ReportFacts) -> Markdown:
     o = R.original
     metrics = [
@@ -78,6 +87,7 @@ def comparison_table(R: ReportFacts) -> Markdown:
         ("pipeline verify", verification_cell, "not applicable"),
         ("code from the model repository", lambda f: "ran (model.trust_remote_code)" if f.runs_remote_code
          else "not allowed", "not reported"),
+        ("made by", made_by, "a Colab notebook"),
         ("status", lambda f: stage_states.status(f.run), "published"),
     ]
     n = len(R.runs)

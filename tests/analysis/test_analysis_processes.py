@@ -47,3 +47,37 @@ def test_a_run_that_did_different_work_is_not_its_twin(results, facts):
 def test_no_multi_gpu_runs_no_section(facts):
     R = facts("fixture-gpu,fixture-shape,fixture-cpu")
     assert R.multi_process == []
+
+
+def test_a_near_twin_is_paired_and_its_differences_named(results, facts):
+    # the twin ran with length buckets and by other code: set beside the one-GPU run, not called like for like
+    write_two_gpu_twin(results, "fixture-gpu", "fixture-gpu-x2-nb", speedup=1.5)
+
+    def other(m):
+        m.config["train"]["length_buckets"] = 4
+        m.config["train"].pop("compile", None)  # made before the setting existed: the default it had, off
+        m.config["train"].pop("checkpoint_every_minutes", None)  # save cadence: never a difference of work
+        m.code_version = {**(m.code_version or {}), "git_commit": "5bdfe60" + "0" * 33}
+    edit_manifest(results / "fixture-gpu-x2-nb", other)
+    R = facts("fixture-gpu,fixture-gpu-x2-nb")
+    twin = R.multi_process[0]
+    assert R.one_process_twin(twin).name == "fixture-gpu"
+    apart = R.twin_differences(twin)
+    assert len(apart) == 2 and apart[0] == "train.length_buckets 4 / null" and apart[1].startswith("code 5bdfe60 / ")
+    row = next(line for line in sections.resources.scaling_table(R).splitlines() if "x2-nb" in line)
+    assert r"no: train.length\_buckets 4 / null; code 5bdfe60 / " in row and "1.50x" in row
+
+
+def test_a_like_for_like_twin_says_so(results, facts):
+    write_two_gpu_twin(results, "fixture-gpu", "fixture-gpu-x2-same", speedup=1.6)
+    R = facts("fixture-gpu,fixture-gpu-x2-same")
+    assert R.twin_differences(R.multi_process[0]) == []
+    row = next(line for line in sections.resources.scaling_table(R).splitlines() if "x2-same" in line)
+    assert row.split("|")[5].strip() == "yes"
+
+
+def test_the_all_runs_table_names_the_commit_that_made_each_run(results, facts):
+    edit_manifest(results / "fixture-gpu", lambda m: setattr(m, "code_version", {"git_commit": "abc1234" + "0" * 33}))
+    R = facts("fixture-gpu,fixture-shape")
+    row = next(line for line in sections.runs.comparison_table(R).splitlines() if line.startswith("| made by"))
+    assert "code abc1234, 20" in row  # commit and the day its last stage ended
