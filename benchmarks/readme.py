@@ -1,6 +1,7 @@
 """The README's performance, scaling and seed-study cost sections, generated from the latest benchmark records and
 the committed runs (never typed by hand): benchmarks/results/<config>-<time>.json (benchmarks/bench.py, on a GPU,
-with targets), benchmarks/results/scaling-<time>.json (benchmarks/scaling.py) and results/<run>/manifest.json.
+with targets), benchmarks/results/scaling-<time>.json (benchmarks/scaling.py), scale-<time>.json and
+scale-gpu-<time>.json (benchmarks/scale.py) and results/<run>/manifest.json.
 
     python benchmarks/readme.py          rewrite the sections between their markers in README.md
     python benchmarks/readme.py --check  exit 1 if README.md's sections differ from the records (a test runs this)
@@ -17,7 +18,8 @@ sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.scaling from the re
 RESULTS = ROOT / "benchmarks" / "results"
 MARKERS = {"performance": ("<!-- performance:start -->", "<!-- performance:end -->"),
            "scaling": ("<!-- scaling:start -->", "<!-- scaling:end -->"),
-           "seeds": ("<!-- seeds:start -->", "<!-- seeds:end -->")}
+           "seeds": ("<!-- seeds:start -->", "<!-- seeds:end -->"),
+           "scale": ("<!-- scale:start -->", "<!-- scale:end -->")}
 # What a seed study of each committed run costs (`pipeline run --seeds`): that many times the run's own recorded time.
 SEED_STUDIES = (("smollm2-snli-offline", "--seeds 0-4 --tuned", 5), ("phi2-shape-h200", "--seeds 0-2", 3))
 
@@ -196,6 +198,56 @@ def seeds_section(results: Path, manifests: list[dict]) -> str:
                       "included; starting Python is not):", "", *lines])
 
 
+def scale_records(folder: Path = RESULTS) -> tuple[list[tuple[Path, dict]], tuple[Path, dict] | None] | None:
+    """The CPU scale records (scale-*.json) and the newest GPU resume record (scale-gpu-*.json)."""
+    cpu = sorted(((p, json.loads(p.read_text())) for p in folder.glob("scale-2*.json")), key=lambda t: t[1]["created"])
+    gpu = _latest("scale-gpu-*.json", lambda r: "attempts" in r, folder)
+    return (cpu, gpu) if cpu or gpu else None
+
+
+def scale_section(cpu: list[tuple[Path, dict]], gpu: tuple[Path, dict] | None) -> str:
+    """Rows/s, time to step 1 and peak RSS per train size on CPU (the newest record of each size and measure),
+    and the H200 run killed mid-epoch and resumed."""
+    newest: dict[tuple[int, str], tuple[Path, dict, dict]] = {}
+    for path, r in cpu:  # oldest first: a newer record of the same size and measure replaces an older one
+        for run in r["runs"]:
+            kind = "step" if "seconds_to_step" in run else "epoch"
+            newest[(run["rows_asked"], kind)] = (path, r, run)
+    lines = ["| train rows | rows/s over one epoch | peak RSS, whole epoch | seconds to step 1 (from process start) "
+             "| peak RSS to step 1 | records |", "|---|---|---|---|---|---|"]
+    for n in sorted({k[0] for k in newest}):
+        ep, st = newest.get((n, "epoch")), newest.get((n, "step"))
+        recs = ", ".join(sorted({f"[{x[0].name}]({x[0].relative_to(ROOT).as_posix()})" for x in (ep, st) if x}))
+        rate = f"{ep[2]['rows_per_s']:,.0f}" if ep else "–"
+        rss = f"{_gib(ep[2]['peak_rss_bytes'])} GiB" if ep else "–"
+        first = f"{st[2]['seconds_to_step']['seconds']:.1f} s" if st else "–"
+        rss_first = f"{_gib(st[2]['peak_rss_bytes'])} GiB" if st else "–"
+        lines.append(f"| {n:,} | {rate} | {rss} | {first} | {rss_first} | {recs} |")
+    machines = {json.dumps(r.get("machine", {}).get("cpus")) for _, r, _ in newest.values()}
+    out = [f"On CPU: `{cpu[-1][1]['config']}` (the tiny model), one torch thread, on a machine of "
+           f"{' or '.join(sorted(machines))} cores; train rows are "
+           f"{next(iter(newest.values()))[2]['rows_from']}; every size in a fresh process with a fresh token "
+           "cache; peak RSS is the run's processes' largest resident set, model included:", "", *lines]
+    if gpu:
+        path, r = gpu
+        first, last = r["attempts"][0], r["attempts"][-1]
+        ep = r["epochs"][-1]
+        out += ["", f"On one {r['gpu']}: `{r['config']}` (SmolLM2-135M, 4-bit, LoRA), {r['train_rows']:,} train rows, "
+                    f"{r['optimizer_steps']:,} optimizer steps in one epoch, record "
+                    f"[{path.name}]({path.relative_to(ROOT).as_posix()}) (`{r['command']}`, code "
+                    f"`{(r['code_version'].get('git_commit') or 'unknown')[:7]}`). Killed after step "
+                    f"{first['killed_after_step']:,} ({first['seconds']:.0f} s, exit {first['exit']}, peak RSS "
+                    f"{_gib(first['peak_rss_bytes'])} GiB), then run again with the same command, which said "
+                    f"{'; '.join(repr(x) for x in last['resumed']) or 'nothing of resuming'} (exit {last['exit']}, {last['seconds']:.0f} s, "
+                    f"peak RSS {_gib(last['peak_rss_bytes'])} GiB). The epoch: {ep['seconds']:.0f} s of training, "
+                    f"{r['rows_per_s']:,.0f} rows/s, {ep['tokens_per_s']:,.0f} tokens/s, peak allocated "
+                    f"{_gib(ep['peak_allocated_bytes'])} GiB; validation accuracy {ep['val_accuracy']:.1%}, test "
+                    f"accuracy {r['test_accuracy'].get('finetuned', float('nan')):.1%} (untrained head "
+                    f"{r['test_accuracy'].get('baseline_head', float('nan')):.1%}). The resources table keeps both "
+                    f"attempts' samples ({', '.join(f'attempt {k}: {v}' for k, v in r['resource_samples_by_attempt'].items())})."]
+    return "\n".join(out)
+
+
 def rewrite(readme: str, name: str, body: str) -> str:
     start, end = MARKERS[name]
     if start not in readme or end not in readme:
@@ -213,7 +265,8 @@ def main(argv: list[str] | None = None, readme_path: Path = ROOT / "README.md") 
     full = latest_full_ladder()
     for name, found, render in (("performance", latest_record(), lambda p, r: section(p, r, full)),
                                 ("scaling", latest_scaling(), scaling_section),
-                                ("seeds", committed_runs(), seeds_section)):
+                                ("seeds", committed_runs(), seeds_section),
+                                ("scale", scale_records(), scale_section)):
         if found is None:
             print(f"no {name} record in benchmarks/results/", file=sys.stderr)
             return 1

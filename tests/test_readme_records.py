@@ -59,3 +59,25 @@ def test_a_record_continued_over_calls_shows_its_rows_in_ladder_order():
     settings = [line.split(" | ")[1] + " @" + line.split(" | ")[2] for line in table]
     assert settings == ["peft docs @8", LINES["eager"][0] + " @8", LINES["default"][0] + " @8",
                         LINES["default"][0] + ", float16 under a 15 GiB cap @8", LINES["default"][0] + " @32"]
+
+
+def test_the_scale_table_takes_the_newest_record_of_each_size_and_measure(tmp_path):
+    import json
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.readme as readme
+    folder = ROOT / "benchmarks" / "results"
+
+    def record(created, runs):
+        return {"created": created, "machine": {"cpus": 2}, "config": "configs/tiny-cpu.yaml", "runs": runs}
+    old = record("2026-01-01T00:00:00+00:00", [{"rows_asked": 550152, "rows_from": "r", "peak_rss_bytes": 7 * 2**30,
+                                                 "seconds_to_step": {"step": 1, "seconds": 324.1}}])
+    new = record("2026-02-01T00:00:00+00:00", [{"rows_asked": 550152, "rows_from": "r", "peak_rss_bytes": 2**30,
+                                                 "seconds_to_step": {"step": 1, "seconds": 48.4}},
+                                                {"rows_asked": 1000, "rows_from": "r", "peak_rss_bytes": 2**29,
+                                                 "rows_per_s": 300.0}])
+    cpu = [(folder / "scale-old.json", old), (folder / "scale-new.json", new)]
+    body = readme.scale_section(cpu, None)
+    assert "| 550,152 | – | – | 48.4 s | 1.00 GiB | [scale-new.json]" in body
+    assert "324.1" not in body
+    assert "| 1,000 | 300 | 0.50 GiB | – | – |" in body
+    json.dumps(body)  # plain text
