@@ -69,8 +69,9 @@ LAYOUT_TRAIN_KEYS = ("micro_batch_size",)
 
 # Train settings that say how the trainer groups and runs the rows, not what it learns from: the model, rows,
 # hyperparameters and effective batch stay. A pair whose configs differ only here (and in the layout above) is
-# set side by side as a near twin, its differences named: its speed-up is not the GPUs' alone, and length
-# buckets change which rows share a micro-batch, so the two learn as two seeds would.
+# set side by side as a near twin, its differences named: its speed-up is not the GPUs' alone. (Length buckets
+# pad each micro-batch of the same rows to one of a few widths: the speed changes, what is learned does not beyond
+# floating-point order; the dropout masks of a run over several GPUs already make it learn as another seed would.)
 RUNNER_KEYS = ("length_buckets", "compile", "attention", "cuda_graphs")
 
 
