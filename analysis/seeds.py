@@ -147,6 +147,18 @@ class SeedStudy:
         return Spread(tuple(t for s in self.seeds if not math.isnan(t := s.finetune_seconds)))
 
     @property
+    def first_epoch(self) -> Spread:
+        """The seeds' first epochs (CUDA-graph captures and kernel selection included), in seconds."""
+        return Spread(tuple(t for s in self.seeds if s.run is not None
+                            and not math.isnan(t := training.first_and_warm(s.run.table("epochs"))[0])))
+
+    @property
+    def warm_epoch(self) -> Spread:
+        """Each seed's mean later epoch, in seconds: the steady pace."""
+        return Spread(tuple(t for s in self.seeds if s.run is not None
+                            and not math.isnan(t := training.first_and_warm(s.run.table("epochs"))[1])))
+
+    @property
     def seed_list(self) -> list[int]:
         return [s.seed for s in self.seeds]
 

@@ -18,6 +18,15 @@ def finetune_seconds(epochs: pd.DataFrame | None) -> float:
     return float(epochs["seconds"].sum()) if epochs is not None else math.nan
 
 
+def first_and_warm(epochs: pd.DataFrame | None) -> tuple[float, float]:
+    """(the first epoch's seconds, the mean of the later epochs'): the first holds the CUDA-graph captures and
+    the process's first kernel selection, the later ones are the steady pace. NaN where there is no such epoch."""
+    if epochs is None or not len(epochs):
+        return (math.nan, math.nan)
+    s = epochs.sort_values("epoch")["seconds"]
+    return (float(s.iloc[0]), float(s.iloc[1:].mean()) if len(s) > 1 else math.nan)
+
+
 def tokens_per_s(epochs: pd.DataFrame | None) -> float:
     if epochs is None or not epochs["seconds"].sum():
         return math.nan

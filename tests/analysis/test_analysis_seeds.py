@@ -47,6 +47,16 @@ def test_mean_spread_interval_and_range_over_the_seeds(results):
     assert S.accuracy.covers(min(acc)) and S.accuracy.covers(max(acc)) and not S.accuracy.covers(max(acc) + 0.01)
 
 
+def test_first_and_warm_epochs_over_the_seeds(results):
+    # a run outside the study's time range is read against the seeds' first and later epochs separately
+    S = report_facts(results).seeds_of(report_facts(results).accuracy_run)
+    epochs = [pd.read_parquet(results / f"fixture-gpu-seed{k}" / "epochs.parquet").sort_values("epoch")["seconds"]
+              for k in SEEDS]
+    assert list(S.first_epoch.values) == pytest.approx([e.iloc[0] for e in epochs])
+    assert list(S.warm_epoch.values) == pytest.approx([e.iloc[1:].mean() for e in epochs])
+    assert len(epochs[0]) > 1  # the fixture has later epochs, so the warm mean is not the first epoch again
+
+
 def test_every_seed_row_with_its_wilson_interval(results):
     R = report_facts(results)
     S = R.seeds_of(R.accuracy_run)
