@@ -336,9 +336,9 @@ class ReportFacts:
         return next((g for g in self.runs if g.run is twin), None)
 
     def twin_differences(self, f: RunFacts | None) -> list[str]:
-        """What sets the run over several GPUs `f` apart from its one-process twin besides the GPUs: each config
-        difference as "key a / b", and the code commit when the two were made by different commits. Empty for a
-        like-for-like pair (or no twin)."""
+        """What sets the run over several GPUs `f` apart from its one-process twin besides the number of GPUs: each
+        config difference as "key a / b", then the code commit, the GPU model and the versions of torch,
+        transformers, peft and bitsandbytes where they differ. Empty for a like-for-like pair (or no twin)."""
         twin = self.one_process_twin(f) if f is not None else None
         if twin is None:
             return []
@@ -346,6 +346,14 @@ class ReportFacts:
         ca, cb = ((g.manifest.code_version or {}).get("git_commit") for g in (f, twin))
         if ca != cb:
             out.append(f"code {(ca or 'unknown')[:7]} / {(cb or 'unknown')[:7]}")
+        env = [g.manifest.environment or {} for g in (f, twin)]
+        ga, gb = (((e.get("gpu") or {}).get("name")) for e in env)
+        if ga != gb:
+            out.append(f"GPU {ga or 'none'} / {gb or 'none'}")
+        for lib in ("torch", "transformers", "peft", "bitsandbytes"):
+            va, vb = ((e.get("libraries") or {}).get(lib) for e in env)
+            if va != vb:
+                out.append(f"{lib} {va or 'not installed'} / {vb or 'not installed'}")
         return out
 
     @property

@@ -58,7 +58,8 @@ def accuracy(R: ReportFacts, model: str, original: float, name: str) -> Criterio
         why += f"; on another model ({text(short_model(f.run))})"
     twin = R.twin_of(f)
     if model == "finetuned" and twin is not None and "finetuned" in twin.accuracy:
-        why += (f"; its {twin.world_size}-GPU twin, which learns as another seed would, got "
+        near = " (not like for like: other runner settings or code)" if R.twin_differences(twin) else ""
+        why += (f"; its {twin.world_size}-GPU twin{near}, which learns as another seed would, got "
                 f"{fmt.pct(twin.acc('finetuned').value)}")
     return Criterion(name, Markdown(f"{_interval(f, model)}; {_run(f)}"), orig, WITHIN if inside else DIFFERS,
                      Markdown(why))

@@ -311,7 +311,7 @@ def main() -> int:
               "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
               "gpu": (env.get("gpu") or {}).get("name"), "driver": (env.get("gpu") or {}).get("driver"),
               "cuda": env.get("cuda"), "libraries": env.get("libraries"),
-              "git_commit": run_code_version(ROOT).get("git_commit"), "code_fingerprint": measured_code_fingerprint(),
+              "git_commit": run_code_version(ROOT).get("git_commit"), "code_fingerprint": measured_code_fingerprint(), "bench_fingerprint": bench_fingerprint(),
               "config": args.config, "overrides": args.overrides, "train_rows": len(ctx.seqs),
               "matmul_peak_tflops_measured": peak,
               "mfu_note": "model FLOPs utilisation = real (non-padding) tokens/s x FLOPs per token / the dense "
@@ -336,6 +336,7 @@ def main() -> int:
             row["tflops"] = row["tokens_per_s"] * row["flops_per_token"] / 1e12
             row["mfu"] = row["tflops"] / peak
         record["results"].append(row)
+        record["wall_seconds"] = record.get("wall_seconds_before", 0) + time.perf_counter() - started
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")  # partial records survive a crash
         print(f"== {row['loop']:<8} mb {row['micro_batch']:>3} {row['setting'][:48]:<48} "
               f"{row['tokens_per_s']:>9,.0f} tok/s  {row['seconds_per_epoch']:6.2f} s/epoch  "
@@ -416,6 +417,17 @@ def measured_code_fingerprint(root: Path = ROOT) -> str:
     return h.hexdigest()
 
 
+def bench_fingerprint() -> str:
+    """sha256 of what bench.py itself decides about a measurement: the ladder's lines and the functions that run
+    and time them (its argument handling and printing are left out, so they may change under a split record)."""
+    import hashlib
+    import inspect
+    parts = [repr(LADDER), repr(_WARM), str(PLAIN_WARMUP), str(AGREEMENT_STEPS)]
+    parts += [inspect.getsource(f) for f in (run_plain, run_pipeline, _switches, _set_dropout, _eval_seconds,
+                                              _with_train, _peaks, Context)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _continued(path: Path, fresh: dict) -> dict:
     """The earlier record at `path`, to be continued by this call: refused (one line) unless it was made of the
     same config, overrides, GPU model, rows and measured code (MEASURED_CODE; the commit where either record
@@ -426,12 +438,16 @@ def _continued(path: Path, fresh: dict) -> dict:
         raise SystemExit(f"--append {path}: cannot read it as a bench record ({e}) (fix: the path of a record "
                          f"benchmarks/bench.py wrote)") from None
     code = "code_fingerprint" if earlier.get("code_fingerprint") and fresh.get("code_fingerprint") else "git_commit"
-    for key in ("config", "overrides", "gpu", "train_rows", code):
+    # bench.py's own measuring code: compared where both records carry its fingerprint (older ones do not)
+    measuring = ["bench_fingerprint"] if earlier.get("bench_fingerprint") and fresh.get("bench_fingerprint") else []
+    for key in ("config", "overrides", "gpu", "train_rows", "libraries", "cuda", code, *measuring):
         if earlier.get(key) != fresh.get(key):
             raise SystemExit(f"--append {path}: its {key} is {earlier.get(key)!r}, this call's is {fresh.get(key)!r} "
-                             f"(fix: continue a record only with the same config, overrides, GPU and measured code)")
+                             f"(fix: continue a record only with the same config, overrides, GPU, libraries and "
+                             f"measured code)")
     earlier["appended"] = earlier.get("appended", []) + [
-        {"created": fresh["created"], "command": fresh["command"], "git_commit": fresh.get("git_commit")}]
+        {"created": fresh["created"], "command": fresh["command"], "git_commit": fresh.get("git_commit"),
+         "driver": fresh.get("driver")}]
     earlier["wall_seconds_before"] = earlier.get("wall_seconds", 0)
     return earlier
 

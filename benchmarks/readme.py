@@ -28,7 +28,7 @@ def _latest(pattern: str, keep, folder: Path) -> tuple[Path, dict] | None:
     found = [(r["created"], p, r) for p in folder.glob(pattern) for r in [json.loads(p.read_text())] if keep(r)]
     if not found:
         return None
-    _, path, record = max(found, key=lambda t: t[0])
+    _, path, record = max(found, key=lambda t: (t[0], t[1].name))  # a tie in time: the later name (-ladder)
     return path, record
 
 
@@ -91,6 +91,21 @@ def _made(path: Path, r: dict) -> str:
             f"`{(r.get('git_commit') or 'unknown')[:12]}`)")
 
 
+def _shorter_for(lever: dict, base: dict, longest: int = 1000) -> str:
+    """The run lengths (whole epochs of these rows, up to `longest`) for which the lever's training time (its
+    first epoch plus warm ones) is shorter than the default's: from N epochs on, up to N, every length, or none."""
+    def total(row, n):
+        return row["first_epoch_seconds"] + (n - 1) * row["seconds_per_epoch"]
+    shorter = [n for n in range(1, longest + 1) if total(lever, n) < total(base, n)]
+    if not shorter:
+        return "never"
+    if len(shorter) == longest:
+        return "from the first epoch"
+    if shorter[0] == 1:
+        return f"up to {shorter[-1]} epochs"
+    return f"from {shorter[0]} epochs"
+
+
 def _levers(r: dict) -> list[str]:
     """Whether each lever pays against the default at the record's micro-batches: warm tokens/s, and the time of
     this study's run length (5 epochs: the first, compiles and captures included, plus 4 warm ones)."""
@@ -106,11 +121,7 @@ def _levers(r: dict) -> list[str]:
                 continue
             five = lever["first_epoch_seconds"] + 4 * lever["seconds_per_epoch"]
             five_base = base["first_epoch_seconds"] + 4 * base["seconds_per_epoch"]
-            # the run length (in epochs of these rows) from which the lever's total time is the shorter
-            extra, saved = (lever["first_epoch_seconds"] - base["first_epoch_seconds"],
-                            base["seconds_per_epoch"] - lever["seconds_per_epoch"])
-            pays = ("from the first epoch" if extra <= 0 and saved >= 0 else "never" if saved <= 0 else
-                    f"after {1 + extra / saved:.0f} epochs")
+            pays = _shorter_for(lever, base)
             out.append(f"| {name} | {mb} | {lever['tokens_per_s'] / base['tokens_per_s']:.2f}x | "
                        f"{lever['first_epoch_seconds']:.1f} s against {base['first_epoch_seconds']:.1f} s | "
                        f"{five:.1f} s against {five_base:.1f} s | {pays} |")
@@ -136,8 +147,8 @@ def _not_measured(r: dict) -> list[str]:
 def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
     pipeline_lines = [x["setting"] for x in r["results"] if x["loop"] == "pipeline"]
     ladder = ("each pipeline line adds one change to the line above" if pipeline_lines[:1] and
-              pipeline_lines[0].startswith("eager") else "the pipeline lines are the default (every change of "
-              "the full ladder below but the last) and, after it, the opt-in and the float16 path")
+              pipeline_lines[0].startswith("eager") else "the pipeline lines are the default (the history lines "
+              "of the ladder below, all of them), then the opt-in and the float16 path")
     lines = [f"Measured {_made(path, r)}, with the profiler's top kernels for every line. Phi-2's shape with "
              f"random weights, 4-bit NF4 + LoRA r=16, {r['train_rows']} training rows; tokens are real (non-padding) "
              f"tokens; {ladder}.", "", *_ladder(r)]
@@ -157,7 +168,7 @@ def section(path: Path, r: dict, full: tuple[Path, dict] | None = None) -> str:
         from benchmarks.bench import DEFAULT
         then = ("" if any(x["setting"] == DEFAULT for x in full[1]["results"]) else
                 " Its default was an earlier one (the line that says so), not today's:")
-        lines += ["", f"Every change at micro-batches 8 and 32 (its bfloat16 lines), measured {_made(*full)}."
+        lines += ["", f"The ladder at micro-batches 8 and 32 (its bfloat16 lines), measured {_made(*full)}."
                       f"{then}", "", *_ladder(bf16), *_not_measured(bf16), *_levers(full[1])]
     return "\n".join(lines)
 
@@ -200,7 +211,8 @@ def seeds_section(results: Path, manifests: list[dict]) -> str:
 
 def scale_records(folder: Path = RESULTS) -> tuple[list[tuple[Path, dict]], tuple[Path, dict] | None] | None:
     """The CPU scale records (scale-*.json) and the newest GPU resume record (scale-gpu-*.json)."""
-    cpu = sorted(((p, json.loads(p.read_text())) for p in folder.glob("scale-2*.json")), key=lambda t: t[1]["created"])
+    cpu = sorted(((p, json.loads(p.read_text())) for p in folder.glob("scale-2*.json")),
+                 key=lambda t: (t[1]["created"], t[0].name))
     gpu = _latest("scale-gpu-*.json", lambda r: "attempts" in r, folder)
     return (cpu, gpu) if cpu or gpu else None
 
@@ -209,9 +221,11 @@ def scale_section(cpu: list[tuple[Path, dict]], gpu: tuple[Path, dict] | None) -
     """Rows/s, time to step 1 and peak RSS per train size on CPU (the newest record of each size and measure),
     and the H200 run killed mid-epoch and resumed."""
     newest: dict[tuple[int, str], tuple[Path, dict, dict]] = {}
-    for path, r in cpu:  # oldest first: a newer record of the same size and measure replaces an older one
-        for run in r["runs"]:
+    for path, r in sorted(cpu, key=lambda t: (t[1]["created"], t[0].name)):  # a newer record of a size and
+        for run in r["runs"]:                                                  # measure replaces an older one
             kind = "step" if "seconds_to_step" in run else "epoch"
+            if (run.get("killed_as_asked") is False) if kind == "step" else run.get("exit") not in (0, None):
+                continue  # a run that failed before its step or its epoch measured nothing
             newest[(run["rows_asked"], kind)] = (path, r, run)
     lines = ["| train rows | rows/s over one epoch | peak RSS, whole epoch | seconds to step 1 (from process start) "
              "| peak RSS to step 1 | records |", "|---|---|---|---|---|---|"]
@@ -223,11 +237,14 @@ def scale_section(cpu: list[tuple[Path, dict]], gpu: tuple[Path, dict] | None) -
         first = f"{st[2]['seconds_to_step']['seconds']:.1f} s" if st else "–"
         rss_first = f"{_gib(st[2]['peak_rss_bytes'])} GiB" if st else "–"
         lines.append(f"| {n:,} | {rate} | {rss} | {first} | {rss_first} | {recs} |")
-    machines = {json.dumps(r.get("machine", {}).get("cpus")) for _, r, _ in newest.values()}
-    out = [f"On CPU: `{cpu[-1][1]['config']}` (the tiny model), one torch thread, on a machine of "
-           f"{' or '.join(sorted(machines))} cores; train rows are "
-           f"{next(iter(newest.values()))[2]['rows_from']}; every size in a fresh process with a fresh token "
-           "cache; peak RSS is the run's processes' largest resident set, model included:", "", *lines]
+    out = []
+    if newest:
+        machines = {json.dumps(r.get("machine", {}).get("cpus")) for _, r, _ in newest.values()}
+        _, some, run = next(iter(newest.values()))
+        out = [f"On CPU: `{some['config']}` (the tiny model), one torch thread, on a machine of "
+               f"{' or '.join(sorted(machines))} cores; train rows are {run['rows_from']}; every size in a fresh "
+               "process with a fresh token cache; peak RSS is the run's processes' largest resident set, model "
+               "included:", "", *lines]
     if gpu:
         path, r = gpu
         first, last = r["attempts"][0], r["attempts"][-1]

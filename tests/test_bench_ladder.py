@@ -25,7 +25,7 @@ def test_history_lines_predate_the_levers():
 
 def _record(**changes):
     return {"config": "configs/phi2-shape-h200.yaml", "overrides": [], "git_commit": "a" * 40, "gpu": "NVIDIA H200",
-            "train_rows": 988, "created": "2026-12-04T12:00:00+00:00", "command": "python benchmarks/bench.py x",
+            "train_rows": 988, "libraries": {"torch": "2.11.0"}, "cuda": "13.0", "driver": "580", "created": "2026-12-04T12:00:00+00:00", "command": "python benchmarks/bench.py x",
             "results": [{"micro_batch": 8}], "wall_seconds": 500.0, **changes}
 
 
@@ -35,11 +35,12 @@ def test_append_continues_a_record_of_the_same_run(tmp_path):
     got = bench._continued(path, _record(created="2026-12-04T12:10:00+00:00", results=[]))
     assert got["results"] == [{"micro_batch": 8}]
     assert got["appended"] == [{"created": "2026-12-04T12:10:00+00:00", "command": "python benchmarks/bench.py x",
-                                "git_commit": "a" * 40}]
+                                "git_commit": "a" * 40, "driver": "580"}]
     assert got["wall_seconds_before"] == 500.0
 
 
-@pytest.mark.parametrize("key,value", [("git_commit", "b" * 40), ("gpu", "Tesla T4"), ("overrides", ["seed=1"])])
+@pytest.mark.parametrize("key,value", [("git_commit", "b" * 40), ("gpu", "Tesla T4"), ("overrides", ["seed=1"]),
+                                       ("libraries", {"torch": "2.12.0"}), ("cuda", "12.8")])
 def test_append_refuses_another_run(tmp_path, key, value):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_record()))
@@ -55,6 +56,16 @@ def test_append_across_commits_follows_the_measured_code(tmp_path):
     assert got["appended"][-1]["git_commit"] == "b" * 40
     with pytest.raises(SystemExit, match="its code_fingerprint is"):
         bench._continued(path, _record(git_commit="b" * 40, code_fingerprint="e" * 64))
+
+
+def test_append_compares_benchs_own_measuring_code_where_both_records_have_it(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(_record(bench_fingerprint="1" * 64)))
+    with pytest.raises(SystemExit, match="its bench_fingerprint is"):
+        bench._continued(path, _record(bench_fingerprint="2" * 64))
+    path.write_text(json.dumps(_record()))  # an older record without it: the other checks still hold
+    assert bench._continued(path, _record(bench_fingerprint="2" * 64))["results"] == [{"micro_batch": 8}]
+    assert bench.bench_fingerprint() == bench.bench_fingerprint() and len(bench.bench_fingerprint()) == 64
 
 
 def test_measured_code_fingerprint_sees_pipeline_code_not_docs(tmp_path):

@@ -75,9 +75,23 @@ def test_the_scale_table_takes_the_newest_record_of_each_size_and_measure(tmp_pa
                                                  "seconds_to_step": {"step": 1, "seconds": 48.4}},
                                                 {"rows_asked": 1000, "rows_from": "r", "peak_rss_bytes": 2**29,
                                                  "rows_per_s": 300.0}])
-    cpu = [(folder / "scale-old.json", old), (folder / "scale-new.json", new)]
-    body = readme.scale_section(cpu, None)
+    failed = record("2026-03-01T00:00:00+00:00", [{"rows_asked": 1000, "rows_from": "r", "peak_rss_bytes": 1,
+                                                    "exit": 1, "log_tail": "boom"}])
+    cpu = [(folder / "scale-new.json", new), (folder / "scale-failed.json", failed), (folder / "scale-old.json", old)]
+    body = readme.scale_section(cpu, None)  # given newest first: the section orders them by time itself
     assert "| 550,152 | – | – | 48.4 s | 1.00 GiB | [scale-new.json]" in body
     assert "324.1" not in body
-    assert "| 1,000 | 300 | 0.50 GiB | – | – |" in body
-    json.dumps(body)  # plain text
+    assert "| 1,000 | 300 | 0.50 GiB | – | – |" in body  # the later failed run measured nothing
+    assert readme.scale_section([], None) == ""
+
+
+def test_a_lever_is_called_shorter_for_the_run_lengths_where_it_is():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.readme import _shorter_for
+    base = {"first_epoch_seconds": 14.0, "seconds_per_epoch": 6.5}
+    # compile-like: first epoch 46.7 s, then 4.17 s: 46.7 + 4.17 (n-1) < 14 + 6.5 (n-1) from n-1 > 14.03, n = 16
+    assert _shorter_for({"first_epoch_seconds": 46.7, "seconds_per_epoch": 4.17}, base) == "from 16 epochs"
+    # padded-like: quicker first epoch, slower warm: 12 + 7.1 (n-1) < 14 + 6.5 (n-1) while n-1 < 3.33, n <= 4
+    assert _shorter_for({"first_epoch_seconds": 12.0, "seconds_per_epoch": 7.1}, base) == "up to 4 epochs"
+    assert _shorter_for({"first_epoch_seconds": 9.0, "seconds_per_epoch": 5.0}, base) == "from the first epoch"
+    assert _shorter_for({"first_epoch_seconds": 20.0, "seconds_per_epoch": 7.0}, base) == "never"

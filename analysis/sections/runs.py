@@ -87,7 +87,7 @@ def comparison_table(R: ReportFacts) -> Markdown:
         ("pipeline verify", verification_cell, "not applicable"),
         ("code from the model repository", lambda f: "ran (model.trust_remote_code)" if f.runs_remote_code
          else "not allowed", "not reported"),
-        ("made by", made_by, "a Colab notebook"),
+        ("made by", made_by, "not reported"),
         ("status", lambda f: stage_states.status(f.run), "published"),
     ]
     n = len(R.runs)

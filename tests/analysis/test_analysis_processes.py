@@ -50,22 +50,42 @@ def test_no_multi_gpu_runs_no_section(facts):
 
 
 def test_a_near_twin_is_paired_and_its_differences_named(results, facts):
-    # the twin ran with length buckets and by other code: set beside the one-GPU run, not called like for like
+    # the twin ran with length buckets, by other code, on another GPU: set beside the one-GPU run, not called like
+    # for like. A setting the one-GPU run's (older) config lacks counts as the default older code ran, and how often
+    # a run saves never counts.
     write_two_gpu_twin(results, "fixture-gpu", "fixture-gpu-x2-nb", speedup=1.5)
+    assert "compile" not in R_config(results, "fixture-gpu") and "checkpoint_every_minutes" not in \
+        R_config(results, "fixture-gpu")
 
     def other(m):
-        m.config["train"]["length_buckets"] = 4
-        m.config["train"].pop("compile", None)  # made before the setting existed: the default it had, off
-        m.config["train"].pop("checkpoint_every_minutes", None)  # save cadence: never a difference of work
+        m.config["train"].update(length_buckets=4, compile="off", checkpoint_every_minutes=5.0)
         m.code_version = {**(m.code_version or {}), "git_commit": "5bdfe60" + "0" * 33}
+        m.environment = {**(m.environment or {}), "gpu": {"name": "NVIDIA H100"}}
     edit_manifest(results / "fixture-gpu-x2-nb", other)
     R = facts("fixture-gpu,fixture-gpu-x2-nb")
     twin = R.multi_process[0]
     assert R.one_process_twin(twin).name == "fixture-gpu"
     apart = R.twin_differences(twin)
-    assert len(apart) == 2 and apart[0] == "train.length_buckets 4 / null" and apart[1].startswith("code 5bdfe60 / ")
+    assert apart[0] == "train.length_buckets 4 / null" and apart[1].startswith("code 5bdfe60 / ")
+    assert apart[2].startswith("GPU NVIDIA H100 / ") and len(apart) == 3
     row = next(line for line in sections.resources.scaling_table(R).splitlines() if "x2-nb" in line)
     assert r"no: train.length\_buckets 4 / null; code 5bdfe60 / " in row and "1.50x" in row
+
+
+def test_a_setting_older_code_lacked_that_is_not_a_runner_setting_keeps_runs_apart(results, facts):
+    from analysis import processes
+    write_two_gpu_twin(results, "fixture-gpu", "fixture-gpu-x2-extra")
+    edit_manifest(results / "fixture-gpu-x2-extra", lambda m: m.config["train"].update(new_knob=1))
+    R = facts("fixture-gpu,fixture-gpu-x2-extra")
+    twin = R.multi_process[0]
+    one = next(f for f in R.runs if f.name == "fixture-gpu")
+    assert processes.differences(twin.run, one.run) == {"train.new_knob": (1, processes.ABSENT)}
+    assert R.one_process_twin(twin) is None
+
+
+def R_config(results, run) -> dict:
+    import json
+    return json.loads((results / run / "manifest.json").read_text())["config"]["train"]
 
 
 def test_a_like_for_like_twin_says_so(results, facts):

@@ -21,8 +21,9 @@
 #   bench-default           the default-only record: --ladder default at micro-batches 8 and 32, the loss
 #                           agreement and float16 under a 15 GiB cap                              ~450 s
 #   append LIMIT LINES MBS  more ladder lines (keys, see bench.py --ladder) at micro-batches MBS, added to the
-#                           newest record in /tmp/regen/bench (this machine's earlier call) or else
-#                           .device-carry/bench/ (a record carried back in), for at most LIMIT s. The eager lines
+#                           newest *-ladder.json in /tmp/regen/bench (this machine's earlier call) or
+#                           .device-carry/bench/ (a record carried back in), else the newest record there, for
+#                           at most LIMIT s. The eager lines
 #                           take ~60 s at micro-batch 8, the graph lines ~40 s, the compiled ones longer.
 #                           A record not yet continued is copied to <name>-ladder.json first: the full ladder
 #                           continues the copy, and the default-only record stays as its one command made it.
@@ -74,7 +75,9 @@ run_step() {
 while [ $# -gt 0 ]; do
   if [ "$1" = append ]; then
     [ $# -ge 4 ] || { echo "regenerate-1gpu.sh append: LIMIT LINES MBS (fix: e.g. append 200 graphs,host-read 8)" >&2; exit 2; }
-    rec=$(ls -t "$OUT"/bench/*.json .device-carry/bench/*.json 2>/dev/null | head -1)
+    # a ladder being continued first (never the default-only record it was copied from), then the newest record
+    rec=$(ls -t "$OUT"/bench/*-ladder.json .device-carry/bench/*-ladder.json 2>/dev/null | head -1)
+    [ -n "$rec" ] || rec=$(ls -t "$OUT"/bench/*.json .device-carry/bench/*.json 2>/dev/null | head -1)
     [ -n "$rec" ] || { echo "regenerate-1gpu.sh append: no record in $OUT/bench or .device-carry/bench" >&2; exit 2; }
     case "$rec" in  # the full ladder continues a copy: the default-only record stays as one command made it
       *-ladder.json) ;;
