@@ -173,6 +173,11 @@ class RunFacts:
         return training.warm_tokens_per_s(self.epochs)
 
     @cached_property
+    def first_and_warm(self) -> tuple[float, float]:
+        """The first epoch's seconds and the later epochs' mean (training.first_and_warm)."""
+        return training.first_and_warm(self.epochs)
+
+    @cached_property
     def trend(self) -> training.ValidationTrend:
         return training.validation_trend(self.epochs)
 

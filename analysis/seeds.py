@@ -116,6 +116,11 @@ class Seed:
         e = self.run.table("epochs") if self.run is not None else None
         return training.finetune_seconds(e if e is not None and len(e) else None)
 
+    @cached_property
+    def first_and_warm(self) -> tuple[float, float]:
+        """Its first epoch's seconds and its later epochs' mean (training.first_and_warm)."""
+        return training.first_and_warm(self.run.table("epochs") if self.run is not None else None)
+
 
 @dataclass
 class SeedStudy:
@@ -149,14 +154,12 @@ class SeedStudy:
     @property
     def first_epoch(self) -> Spread:
         """The seeds' first epochs (CUDA-graph captures and kernel selection included), in seconds."""
-        return Spread(tuple(t for s in self.seeds if s.run is not None
-                            and not math.isnan(t := training.first_and_warm(s.run.table("epochs"))[0])))
+        return Spread(tuple(t for s in self.seeds if not math.isnan(t := s.first_and_warm[0])))
 
     @property
     def warm_epoch(self) -> Spread:
         """Each seed's mean later epoch, in seconds: the steady pace."""
-        return Spread(tuple(t for s in self.seeds if s.run is not None
-                            and not math.isnan(t := training.first_and_warm(s.run.table("epochs"))[1])))
+        return Spread(tuple(t for s in self.seeds if not math.isnan(t := s.first_and_warm[1])))
 
     @property
     def seed_list(self) -> list[int]:

@@ -311,7 +311,8 @@ def main() -> int:
               "command": "python benchmarks/bench.py " + " ".join(sys.argv[1:]),
               "gpu": (env.get("gpu") or {}).get("name"), "driver": (env.get("gpu") or {}).get("driver"),
               "cuda": env.get("cuda"), "libraries": env.get("libraries"),
-              "git_commit": run_code_version(ROOT).get("git_commit"), "code_fingerprint": measured_code_fingerprint(), "bench_fingerprint": bench_fingerprint(),
+              "git_commit": run_code_version(ROOT).get("git_commit"),
+              "code_fingerprint": measured_code_fingerprint(), "bench_fingerprint": bench_fingerprint(),
               "config": args.config, "overrides": args.overrides, "train_rows": len(ctx.seqs),
               "matmul_peak_tflops_measured": peak,
               "mfu_note": "model FLOPs utilisation = real (non-padding) tokens/s x FLOPs per token / the dense "
@@ -410,22 +411,22 @@ MEASURED_CODE = ("pipeline/**/*.py", "records/**/*.py", "benchmarks/measure.py",
 
 def measured_code_fingerprint(root: Path = ROOT) -> str:
     """sha256 over the MEASURED_CODE files' paths and bytes, in path order."""
-    import hashlib
-    h = hashlib.sha256()
-    for path in sorted({p for pattern in MEASURED_CODE for p in root.glob(pattern) if p.is_file()}):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+    from records.hashing import bytes_sha256
+    files = sorted({p for pattern in MEASURED_CODE for p in root.glob(pattern) if p.is_file()})
+    return bytes_sha256(b"".join(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0"
+                                 for p in files))
 
 
 def bench_fingerprint() -> str:
     """sha256 of what bench.py itself decides about a measurement: the ladder's lines and the functions that run
     and time them (its argument handling and printing are left out, so they may change under a split record)."""
-    import hashlib
     import inspect
+
+    from records.hashing import bytes_sha256
     parts = [repr(LADDER), repr(_WARM), str(PLAIN_WARMUP), str(AGREEMENT_STEPS)]
     parts += [inspect.getsource(f) for f in (run_plain, run_pipeline, _switches, _set_dropout, _eval_seconds,
                                               _with_train, _peaks, Context)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return bytes_sha256("\n".join(parts).encode())
 
 
 def _continued(path: Path, fresh: dict) -> dict:

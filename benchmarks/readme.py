@@ -210,9 +210,8 @@ def seeds_section(results: Path, manifests: list[dict]) -> str:
 
 
 def scale_records(folder: Path = RESULTS) -> tuple[list[tuple[Path, dict]], tuple[Path, dict] | None] | None:
-    """The CPU scale records (scale-*.json) and the newest GPU resume record (scale-gpu-*.json)."""
-    cpu = sorted(((p, json.loads(p.read_text())) for p in folder.glob("scale-2*.json")),
-                 key=lambda t: (t[1]["created"], t[0].name))
+    """The CPU scale records (scale-*.json, in any order) and the newest GPU resume record (scale-gpu-*.json)."""
+    cpu = [(p, json.loads(p.read_text())) for p in folder.glob("scale-2*.json")]
     gpu = _latest("scale-gpu-*.json", lambda r: "attempts" in r, folder)
     return (cpu, gpu) if cpu or gpu else None
 

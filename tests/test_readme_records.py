@@ -61,8 +61,7 @@ def test_a_record_continued_over_calls_shows_its_rows_in_ladder_order():
                         LINES["default"][0] + ", float16 under a 15 GiB cap @8", LINES["default"][0] + " @32"]
 
 
-def test_the_scale_table_takes_the_newest_record_of_each_size_and_measure(tmp_path):
-    import json
+def test_the_scale_table_takes_the_newest_record_of_each_size_and_measure():
     sys.path.insert(0, str(ROOT))
     import benchmarks.readme as readme
     folder = ROOT / "benchmarks" / "results"

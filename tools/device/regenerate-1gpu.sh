@@ -23,8 +23,8 @@
 #   append LIMIT LINES MBS  more ladder lines (keys, see bench.py --ladder) at micro-batches MBS, added to the
 #                           newest *-ladder.json in /tmp/regen/bench (this machine's earlier call) or
 #                           .device-carry/bench/ (a record carried back in), else the newest record there, for
-#                           at most LIMIT s. The eager lines
-#                           take ~60 s at micro-batch 8, the graph lines ~40 s, the compiled ones longer.
+#                           at most LIMIT s. The eager lines take ~60 s at micro-batch 8, the graph lines ~40 s,
+#                           the compiled ones longer.
 #                           A record not yet continued is copied to <name>-ladder.json first: the full ladder
 #                           continues the copy, and the default-only record stays as its one command made it.
 set -o pipefail
@@ -36,9 +36,6 @@ mkdir -p "$OUT/logs"
 pack() { (cd "$OUT" && tar czf "$BACK/back.new.tar.gz" $(ls -d results logs bench scale 2>/dev/null) \
   && tar tzf "$BACK/back.new.tar.gz" > /dev/null && mv "$BACK/back.new.tar.gz" "$BACK/back.tar.gz" \
   && ls -l "$BACK/back.tar.gz"); }
-# The ladder without its FlexAttention lines (flex, stacked): measured in benchmarks/results/probes, they cost the
-# most device time of any line.
-LADDER=eager,packed,graphs,host-read,default,bf16-norms,compile,padded,compile-bf16-norms
 bench() {
   local limit=$1; shift
   mkdir -p "$OUT/bench"
