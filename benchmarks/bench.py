@@ -297,6 +297,7 @@ def main() -> int:
     from pipeline.telemetry.environment import capture_environment
     from records.code_version import run_code_version
     from records.config_reading import load_config
+    from records.store import atomic_write_json
 
     started = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="bench-")
@@ -338,7 +339,7 @@ def main() -> int:
             row["mfu"] = row["tflops"] / peak
         record["results"].append(row)
         record["wall_seconds"] = record.get("wall_seconds_before", 0) + time.perf_counter() - started
-        path.write_text(json.dumps(record, indent=2, default=str) + "\n")  # partial records survive a crash
+        atomic_write_json(path, record)  # whole after every line: a crash or a cut call keeps the lines so far
         print(f"== {row['loop']:<8} mb {row['micro_batch']:>3} {row['setting'][:48]:<48} "
               f"{row['tokens_per_s']:>9,.0f} tok/s  {row['seconds_per_epoch']:6.2f} s/epoch  "
               f"busy {row.get('gpu_busy_fraction')}  peak {row.get('peak_allocated_bytes')}", flush=True)
@@ -357,7 +358,7 @@ def main() -> int:
             row = _guarded(line, mb, lambda line=line, mb=mb: run_pipeline(ctx, cfg, model, init, mb, args.epochs, line)[0])
             if row.get("error"):
                 record["failed"].append(row)
-                path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+                atomic_write_json(path, record)
             else:
                 add(row)
         for line in agreement if mb == micro_batches[0] else ():
@@ -377,7 +378,7 @@ def main() -> int:
                                              "plain": plain_losses[:n], "pipeline": losses[:n],
                                              "note": "dropout off in both loops; same weights, rows, order, "
                                                      "seed, learning rate and schedule"})
-            path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            atomic_write_json(path, record)
             print(f"== loss agreement ({line[0][:40]}) over {n} steps: max relative difference {max(rel):.2e}",
                   flush=True)
             _set_dropout(model, saved)
@@ -395,7 +396,7 @@ def main() -> int:
         add(row)
     record["targets"] = targets(record)
     record["wall_seconds"] = record.get("wall_seconds_before", 0) + time.perf_counter() - started
-    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    atomic_write_json(path, record)
     print(f"wrote {path}")
     print(table(record))
     return 0

@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: records from the repository root
 SNLI = ROOT.parent / "shared" / "data" / "snli"
 FIXTURE = ROOT / "data" / "tiny-nli"
+from records.store import atomic_write_json  # noqa: E402 (after the path above: records from the repository root)
+
 # One torch thread: on a shared 2-core machine two threads contend with other jobs and slow down by 10-50x.
 THREADS = 1
 
@@ -211,8 +213,7 @@ def main(argv=None) -> int:
         record = {"created": stamp.isoformat(timespec="seconds"), "command": " ".join(["python", *sys.argv]),
                   **resume_check(args.resume_check, args.kill_after_step, work)}
         path = Path(args.out) / f"scale-gpu-{stamp.strftime('%Y%m%dT%H%M%S')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_json(path, record)
         print(f"recorded {path}")
         done = record["attempts"][-1]["exit"] == 0 and record["attempts"][0]["exit"] != 0
         return 0 if done and record["attempts"][-1]["resumed"] else 1
@@ -238,8 +239,7 @@ def main(argv=None) -> int:
                   "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
                   "config": "configs/tiny-cpu.yaml, train.epochs=1, --stages data,train", "runs": runs}
         path = Path(args.out) / f"scale-{stamp.strftime('%Y%m%dT%H%M%S')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_json(path, record)
         print(f"recorded {path}")
     return 0 if all(r["exit"] in (0, -9) for r in runs) else 1
 
