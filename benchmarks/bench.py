@@ -491,13 +491,14 @@ def targets(record: dict) -> list[dict]:
 
     def check(name, row, key, goal, better="higher", scale=1.0, unit=""):
         if row is None or row.get(key) is None:
-            out.append({"target": name, "goal": goal, "measured": None, "met": None, "note": "not measured"})
+            out.append({"target": name, "goal": goal, "better": better, "measured": None, "met": None,
+                        "note": "not measured"})
             return
         v = row[key] / scale
         met = v >= goal if better == "higher" else v <= goal
         gap = (goal / v if better == "higher" else v / goal) if v else None
         top = ", ".join(f"{k['name'][:40]} {k['share']:.0%}" for k in (row.get("top_kernels") or [])[:3] if k.get("share"))
-        out.append({"target": name, "goal": goal, "measured": round(v, 3), "unit": unit, "met": met,
+        out.append({"target": name, "goal": goal, "better": better, "measured": round(v, 3), "unit": unit, "met": met,
                     "missed_by": None if met else f"{(gap - 1):.0%} ({'need' if better == 'higher' else 'over'} "
                                                   f"{goal}{unit}, have {v:,.2f}{unit})",
                     "evidence": f"GPU busy {row.get('gpu_busy_fraction') or 0:.0%} of the step; top kernels: {top}"})
@@ -526,6 +527,16 @@ def targets(record: dict) -> list[dict]:
     return out
 
 
+def _higher_is_better(target: dict) -> bool:
+    """The direction of a target: named since this was written; in older records, read from how its miss was
+    written ('need' more, or 'over' the goal), and for one met or not measured, from its name."""
+    if "better" in target:
+        return target["better"] == "higher"
+    if target.get("missed_by"):
+        return "(need " in target["missed_by"]
+    return "tokens/s" in target["target"] or target["target"].startswith("MFU")
+
+
 def table(record: dict) -> str:
     lines = ["| loop | setting | micro-batch | dtype | tokens/s | s/epoch | peak alloc GiB | peak reserved GiB | "
              "GPU busy | MFU | eval 199 rows s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -538,7 +549,7 @@ def table(record: dict) -> str:
                      f"{f(r.get('eval_seconds_200_rows'), '.2f')} |")
     for t in record.get("targets", []):
         verdict = "met" if t["met"] else ("not measured" if t["met"] is None else f"missed by {t['missed_by']}")
-        lines.append(f"\nTarget: {t['target']} {'>=' if 'tokens/s' in t['target'] else '<='} {t['goal']}: "
+        lines.append(f"\nTarget: {t['target']} {'>=' if _higher_is_better(t) else '<='} {t['goal']}: "
                      f"{t['measured']} -> {verdict}")
     for a in record.get("loss_agreement", []):
         lines.append(f"\nLoss agreement ({a.get('setting', 'the default of this record')}), micro-batch "

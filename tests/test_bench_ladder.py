@@ -112,3 +112,19 @@ def test_targets_name_issue_19s_goals():
     assert got["first epoch over a warm one at micro-batch 8"]["met"] is False
     assert got["peak allocated at micro-batch 8 (float16, capped)"]["met"] is None
     assert got["loss agreement with the plain loop: max relative difference"]["met"] is True
+
+
+def test_the_printed_targets_say_which_way_each_goal_points():
+    row = {"loop": "pipeline", "setting": bench.DEFAULT, "dropout": "config", "dtype": "bfloat16"}
+    record = {"results": [{**row, "micro_batch": 8, "tokens_per_s": 9000.0, "seconds_per_epoch": 7.0,
+                           "first_epoch_seconds": 14.0, "peak_allocated_bytes": 3 * 2**30},
+                          {**row, "micro_batch": 32, "tokens_per_s": 12000.0, "seconds_per_epoch": 5.0, "mfu": 0.17}]}
+    record["targets"] = bench.targets(record)
+    printed = bench.table(record)
+    assert "Target: MFU at micro-batch 32 (bfloat16) >= 0.25" in printed
+    assert "Target: micro-batch 32 tokens/s over micro-batch 8's >= 1.5" in printed
+    assert "Target: peak allocated at micro-batch 8 (bfloat16) <= 4" in printed
+    assert "Target: first epoch over a warm one at micro-batch 8 <= 1.5" in printed
+    # a record written before targets named their direction reads it from how the miss was written
+    old = [{k: v for k, v in t.items() if k != "better"} for t in record["targets"]]
+    assert bench.table({"results": [], "targets": old}) == bench.table({"results": [], "targets": record["targets"]})
