@@ -5,8 +5,9 @@ records each decision; the report shows that value, and the config's request bes
 Runs made before a decision was recorded say "not recorded", never the request in its place."""
 from __future__ import annotations
 
+from analysis.processes import ABSENT
 from analysis.runs import Run
-from analysis.settings import MISSING, value_text
+from analysis.settings import value_text
 from records.effective import WHERE, identity_text
 
 NOT_RECORDED = "not recorded"
@@ -16,15 +17,15 @@ def _lookup(run: Run, dotted: str):
     d = run.manifest.to_dict()
     for part in dotted.split("."):
         if not isinstance(d, dict) or d.get(part) is None:
-            return MISSING
+            return ABSENT
         d = d[part]
     return d
 
 
 def used(run: Run, key: str):
-    """The value the run used for config field `key` (e.g. "train.cuda_graphs"); MISSING when not recorded or
+    """The value the run used for config field `key` (e.g. "train.cuda_graphs"); ABSENT when not recorded or
     when `key` is not a field the run resolves."""
-    return _lookup(run, WHERE[key]) if key in WHERE else MISSING
+    return _lookup(run, WHERE[key]) if key in WHERE else ABSENT
 
 
 def _requested(run: Run, key: str, value) -> str:
@@ -40,21 +41,21 @@ def setting_text(run: Run, key: str, value) -> str:
     if key not in WHERE or key == "model.revision" and run.cfg("model.source") != "hub":  # only the hub has one
         return asked
     got = used(run, key)
-    if got is MISSING:  # (a field newer than the run's config has no request to show either)
-        return NOT_RECORDED if value is MISSING else f"{NOT_RECORDED} (config: {asked})"
+    if got is ABSENT:  # (a field newer than the run's config has no request to show either)
+        return NOT_RECORDED if value is ABSENT else f"{NOT_RECORDED} (config: {asked})"
     shown = identity_text(got) if key == "model.name" else value_text(got)
     return shown if shown == asked or key == "model.name" else f"{shown} (config: {asked})"
 
 
 def model_text(run: Run) -> str:
     """The base model as the run loaded it, in words (its portable identity)."""
-    return setting_text(run, "model.name", run.cfg("model.name", MISSING))
+    return setting_text(run, "model.name", run.cfg("model.name", ABSENT))
 
 
 def frozen_weights_dtype(run: Run) -> str:
     """The dtype of the weights that are not 4-bit (embeddings, norms, biases, the frozen head), as loaded."""
     got = _lookup(run, "effective.model.frozen_weights_dtype")
-    return NOT_RECORDED if got is MISSING else str(got)
+    return NOT_RECORDED if got is ABSENT else str(got)
 
 
 def short_model(run: Run) -> str:

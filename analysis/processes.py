@@ -76,7 +76,8 @@ RUNNER_KEYS = ("length_buckets", "compile", "attention", "cuda_graphs")
 
 
 class Absent:
-    """A config key one run's manifest lacks: the code that made it had no such setting."""
+    """A config key a run's manifest lacks: the code that made it had no such setting (or did not record it).
+    The one such marker of analysis/: settings, effective values and near twins all compare against ABSENT."""
 
     def __repr__(self) -> str:
         return "absent"

@@ -9,6 +9,7 @@ import typing
 from dataclasses import dataclass
 
 from analysis.markdown import Markdown, code, spaced, text
+from analysis.processes import ABSENT
 from analysis.runs import Run
 from records import config
 
@@ -21,15 +22,13 @@ SHOWN_ELSEWHERE = ("run", "description", "data", "output")  # the title, the dat
 class Setting:
     section: str      # "model", "train", ... ("" for top-level fields such as seed)
     name: str         # field name within the section
-    value: object     # from the run's resolved config; MISSING when the manifest does not record it
+    value: object     # from the run's resolved config; ABSENT when the manifest does not record it
     help: str         # the field's help text
 
     @property
     def key(self) -> str:
         return f"{self.section}.{self.name}" if self.section else self.name
 
-
-MISSING = object()
 
 
 def section_class(section: str):
@@ -77,7 +76,7 @@ def settings(run: Run, section: str, only: tuple[str, ...] | None = None) -> lis
     names = list(helps) + [k for k in recorded if k not in helps]
     if only is not None:
         names = [n for n in names if n in only]
-    return [Setting(section, n, recorded.get(n, MISSING), helps.get(n, NOT_A_FIELD)) for n in names]
+    return [Setting(section, n, recorded.get(n, ABSENT), helps.get(n, NOT_A_FIELD)) for n in names]
 
 
 def help_markdown(help: str) -> Markdown:
@@ -90,7 +89,7 @@ def help_markdown(help: str) -> Markdown:
 
 def value_text(v) -> str:
     """A setting's value in words: yes/no, comma lists, "—" for null, "not recorded" when absent."""
-    if v is MISSING:
+    if v is ABSENT:
         return "not recorded"
     if isinstance(v, bool):
         return "yes" if v else "no"
