@@ -12,7 +12,6 @@ Writes benchmarks/results/scaling-<time>.json and prints a table.
 """
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,7 +95,9 @@ def main(argv: list[str]) -> int:
                       "are real tokens of the epochs after the first",
               "pairs": [compare(folders[i], folders[i + 1]) for i in range(0, len(folders), 2)]}
     out = ROOT / "benchmarks" / "results" / f"scaling-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    # atomically: a crash mid-write leaves no half record for readme.py to read
+    from records.store import atomic_write_json
+    atomic_write_json(out, record)
     print(f"wrote {out}")
     print(table(record))
     return 0

@@ -39,7 +39,9 @@ def test_the_latest_scaling_record_is_what_its_command_computes_from_the_committ
         import pytest
         pytest.skip(f"{path.name} was made from results folders not committed")
     pairs = [compare(folders[i], folders[i + 1]) for i in range(0, len(folders), 2)]
-    assert json.loads(json.dumps(pairs, default=float)) == record["pairs"]
+    # what the record's writer writes: JSON has no NaN, a missing figure is null
+    from records.manifest import finite
+    assert json.loads(json.dumps(finite(pairs))) == record["pairs"]
 
 
 def test_a_record_continued_over_calls_shows_its_rows_in_ladder_order():
@@ -94,3 +96,23 @@ def test_a_lever_is_called_shorter_for_the_run_lengths_where_it_is():
     assert _shorter_for({"first_epoch_seconds": 12.0, "seconds_per_epoch": 7.1}, base) == "up to 4 epochs"
     assert _shorter_for({"first_epoch_seconds": 9.0, "seconds_per_epoch": 5.0}, base) == "from the first epoch"
     assert _shorter_for({"first_epoch_seconds": 20.0, "seconds_per_epoch": 7.0}, base) == "never"
+
+
+def test_the_scaling_script_writes_a_whole_record_that_readme_reads(tmp_path, monkeypatch, capsys):
+    import json
+    sys.path.insert(0, str(ROOT))
+    import benchmarks.scaling as scaling
+    from benchmarks.readme import latest_scaling
+    _, committed = latest_scaling()
+    folders = [str(ROOT / f) for f in committed["command"].split()[2:]]
+    if not all((Path(f) / "manifest.json").is_file() for f in folders):
+        import pytest
+        pytest.skip("the latest scaling record was made from results folders not committed")
+    monkeypatch.setattr(scaling, "ROOT", tmp_path)
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    assert scaling.main(folders) == 0
+    written = list((tmp_path / "benchmarks" / "results").iterdir())
+    assert len(written) == 1 and written[0].name.startswith("scaling-")  # no temporary file left beside it
+    record = json.loads(written[0].read_text())
+    assert record["pairs"] == committed["pairs"]
+    assert scaling.table(record) in capsys.readouterr().out
