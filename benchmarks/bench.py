@@ -82,6 +82,18 @@ LADDERS = {"all": [line for line in LADDER if line[2]["group"] != "lever"] + [li
            "levers": [DEFAULT_LINE] + [line for line in LADDER if line[2]["group"] == "lever"]}
 
 
+def micro_batch_sizes(text: str) -> list[int]:
+    """--micro-batches: positive whole numbers separated by commas, each once."""
+    try:
+        sizes = [int(x) for x in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1 or len(set(sizes)) != len(sizes):
+        raise SystemExit(f"--micro-batches: {text!r} is not a list of sizes (fix: positive whole numbers separated "
+                         f"by commas, each once, e.g. 8,32)")
+    return sizes
+
+
 def pick_ladder(name: str) -> list:
     """The ladder lines --ladder names: all, default (the default and its opt-in), levers (the default and
     issue 19's levers), or line keys separated by commas."""
@@ -287,6 +299,9 @@ def main() -> int:
                          "each (line, micro-batch) once, the plain loop reused; written to --out under the earlier "
                          "record's name")
     args = ap.parse_args()
+    # what the arguments ask is checked before a model loads: a typo costs a second, not a minute of device time
+    ladder = pick_ladder(args.ladder)
+    micro_batches = micro_batch_sizes(args.micro_batches)
 
     import torch
 
@@ -321,8 +336,6 @@ def main() -> int:
               "results": [], "loss_agreement": [], "failed": []}
     if args.append:
         record = _continued(Path(args.append), record)
-    micro_batches = [int(x) for x in args.micro_batches.split(",")]
-    ladder = pick_ladder(args.ladder)
     again = already_measured(record, ladder, micro_batches, bool(args.fp16_cap_gib))
     if again:
         raise SystemExit(f"--append {args.append}: it already holds {', '.join(again)} (fix: --ladder and "
@@ -559,4 +572,8 @@ def table(record: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from records.errors import BadInput
+    try:
+        sys.exit(main())
+    except BadInput as e:  # a config, override or record that cannot be used: one line, as the pipeline says it
+        sys.exit(f"error: {e}")

@@ -128,3 +128,13 @@ def test_the_printed_targets_say_which_way_each_goal_points():
     # a record written before targets named their direction reads it from how the miss was written
     old = [{k: v for k, v in t.items() if k != "better"} for t in record["targets"]]
     assert bench.table({"results": [], "targets": old}) == bench.table({"results": [], "targets": record["targets"]})
+
+
+@pytest.mark.parametrize("text", ["", "8,x", "0,8", "8,8", "-2"])
+def test_micro_batch_sizes_refuse_what_is_not_a_list_of_sizes(text):
+    with pytest.raises(SystemExit, match="--micro-batches: .* positive whole numbers"):
+        bench.micro_batch_sizes(text)
+
+
+def test_micro_batch_sizes_keep_the_order_asked():
+    assert bench.micro_batch_sizes("32,8") == [32, 8]
