@@ -216,6 +216,13 @@ def scale_records(folder: Path = RESULTS) -> tuple[list[tuple[Path, dict]], tupl
     return (cpu, gpu) if cpu or gpu else None
 
 
+def _cpu_scale_link(path: Path, record: dict) -> str:
+    """A CPU scale record's link and the commit of the code it measured (records older than that field say so)."""
+    commit = (record.get("code_version") or {}).get("git_commit")
+    return (f"[{path.name}]({path.relative_to(ROOT).as_posix()}) "
+            f"({f'code `{commit[:7]}`' if commit else 'code not recorded'})")
+
+
 def scale_section(cpu: list[tuple[Path, dict]], gpu: tuple[Path, dict] | None) -> str:
     """Rows/s, time to step 1 and peak RSS per train size on CPU (the newest record of each size and measure),
     and the H200 run killed mid-epoch and resumed."""
@@ -230,7 +237,7 @@ def scale_section(cpu: list[tuple[Path, dict]], gpu: tuple[Path, dict] | None) -
              "| peak RSS to step 1 | records |", "|---|---|---|---|---|---|"]
     for n in sorted({k[0] for k in newest}):
         ep, st = newest.get((n, "epoch")), newest.get((n, "step"))
-        recs = ", ".join(sorted({f"[{x[0].name}]({x[0].relative_to(ROOT).as_posix()})" for x in (ep, st) if x}))
+        recs = ", ".join(sorted({_cpu_scale_link(x[0], x[1]) for x in (ep, st) if x}))
         rate = f"{ep[2]['rows_per_s']:,.0f}" if ep else "–"
         rss = f"{_gib(ep[2]['peak_rss_bytes'])} GiB" if ep else "–"
         first = f"{st[2]['seconds_to_step']['seconds']:.1f} s" if st else "–"

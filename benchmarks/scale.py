@@ -234,10 +234,12 @@ def main(argv=None) -> int:
                   + (f", step {step['step']} after {step['seconds']} s from process start" if step else "")
                   + ("" if r["exit"] in (0, -9) else f", FAILED (exit {r['exit']}):\n{r.get('log_tail')}"), flush=True)
     if args.record:
+        from records.code_version import run_code_version
         stamp = datetime.now(timezone.utc)
         record = {"created": stamp.isoformat(timespec="seconds"), "command": " ".join(["python", *sys.argv]),
                   "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
-                  "config": "configs/tiny-cpu.yaml, train.epochs=1, --stages data,train", "runs": runs}
+                  "config": "configs/tiny-cpu.yaml, train.epochs=1, --stages data,train",
+                  "code_version": run_code_version(ROOT), "runs": runs}
         path = Path(args.out) / f"scale-{stamp.strftime('%Y%m%dT%H%M%S')}.json"
         atomic_write_json(path, record)
         print(f"recorded {path}")

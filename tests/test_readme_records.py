@@ -68,19 +68,22 @@ def test_the_scale_table_takes_the_newest_record_of_each_size_and_measure():
     import benchmarks.readme as readme
     folder = ROOT / "benchmarks" / "results"
 
-    def record(created, runs):
-        return {"created": created, "machine": {"cpus": 2}, "config": "configs/tiny-cpu.yaml", "runs": runs}
+    def record(created, runs, **extra):
+        return {"created": created, "machine": {"cpus": 2}, "config": "configs/tiny-cpu.yaml", "runs": runs, **extra}
     old = record("2026-01-01T00:00:00+00:00", [{"rows_asked": 550152, "rows_from": "r", "peak_rss_bytes": 7 * 2**30,
                                                  "seconds_to_step": {"step": 1, "seconds": 324.1}}])
     new = record("2026-02-01T00:00:00+00:00", [{"rows_asked": 550152, "rows_from": "r", "peak_rss_bytes": 2**30,
                                                  "seconds_to_step": {"step": 1, "seconds": 48.4}},
                                                 {"rows_asked": 1000, "rows_from": "r", "peak_rss_bytes": 2**29,
-                                                 "rows_per_s": 300.0}])
+                                                 "rows_per_s": 300.0}],
+                 code_version={"git_commit": "abcdef0" + "0" * 33})
     failed = record("2026-03-01T00:00:00+00:00", [{"rows_asked": 1000, "rows_from": "r", "peak_rss_bytes": 1,
                                                     "exit": 1, "log_tail": "boom"}])
     cpu = [(folder / "scale-new.json", new), (folder / "scale-failed.json", failed), (folder / "scale-old.json", old)]
     body = readme.scale_section(cpu, None)  # given newest first: the section orders them by time itself
-    assert "| 550,152 | – | – | 48.4 s | 1.00 GiB | [scale-new.json]" in body
+    assert "| 550,152 | – | – | 48.4 s | 1.00 GiB | [scale-new.json](benchmarks/results/scale-new.json) " \
+           "(code `abcdef0`) |" in body  # each figure names the commit that measured it
+    assert "(code not recorded)" not in body  # the old record, which lacks it, is not shown
     assert "324.1" not in body
     assert "| 1,000 | 300 | 0.50 GiB | – | – |" in body  # the later failed run measured nothing
     assert readme.scale_section([], None) == ""
