@@ -22,8 +22,10 @@ loop and the profiler helpers live in plain_loop.py and measure.py.)
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -227,6 +229,9 @@ def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, line: tuple,
     prof = StepProfiler(first=steps_per_epoch * (epochs - 1) + min(10, steps_per_epoch // 3) + 1,
                         count=min(10, max(1, steps_per_epoch // 3)))
     reserved, seen = [], {}
+    # what is already allocated when the line starts (the model, and anything an earlier line or the plain loop
+    # left behind): each epoch's peak includes it, so lines compare only where this is alike
+    at_start = float(torch.cuda.memory_allocated()) if torch.cuda.is_available() else None
 
     def on_epoch(epochs_df, steps_df, info):
         seen["epochs"], seen["steps"] = epochs_df, steps_df
@@ -252,6 +257,7 @@ def run_pipeline(ctx, cfg, model, init, mb: int, epochs: int, line: tuple,
            "padding_fraction": float(1 - ep["tokens"].sum() / ep["padded_tokens"].sum()),
            "peak_allocated_bytes": float(warm["peak_allocated_bytes"].max()) if torch.cuda.is_available() else None,
            "peak_reserved_bytes": max(reserved[1:] or reserved) if torch.cuda.is_available() else None,
+           "allocated_at_start_bytes": at_start,
            "peak_note": "per epoch, training steps (allocated) and training + validation (reserved); with CUDA "
                         "graphs the graphs' private pool is reserved, so reserved is the honest figure",
            "dropout": "config" if dropout else "off", "step": summary.get("step"), "switches": switches,
@@ -316,6 +322,7 @@ def main() -> int:
 
     started = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="bench-")
+    atexit.register(shutil.rmtree, scratch, True)  # its data, checkpoints and results are this call's alone
     sets = list(args.overrides) + [f"output.results_dir={scratch}/results", f"output.checkpoint_dir={scratch}/ckpt"]
     cfg = load_config(args.config, sets)
     runner = Runner(cfg, args.config, tuple(sets))
@@ -355,7 +362,8 @@ def main() -> int:
         atomic_write_json(path, record)  # whole after every line: a crash or a cut call keeps the lines so far
         print(f"== {row['loop']:<8} mb {row['micro_batch']:>3} {row['setting'][:48]:<48} "
               f"{row['tokens_per_s']:>9,.0f} tok/s  {row['seconds_per_epoch']:6.2f} s/epoch  "
-              f"busy {row.get('gpu_busy_fraction')}  peak {row.get('peak_allocated_bytes')}", flush=True)
+              f"busy {row.get('gpu_busy_fraction')}  peak {row.get('peak_allocated_bytes')}  "
+              f"allocated at start {row.get('allocated_at_start_bytes')}", flush=True)
 
     model = add_lora(cfg, load_classifier(cfg, ctx.location, ctx.tokenizer, ctx.device, ctx.dtype))
     init = [p.detach().clone() for p in model.parameters() if p.requires_grad]
