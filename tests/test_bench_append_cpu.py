@@ -74,3 +74,37 @@ def test_a_bad_override_is_one_line_naming_the_field_and_writes_nothing(tmp_path
         "error: configs/tiny-cpu.yaml: train.learning_rate: must be a number, got '1e-3' "
         "(write 2e-4 as 2.0e-4 so YAML reads a number)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_plain_loop_leaves_no_tensor_alive_for_the_next_line_to_carry(tmp_path, monkeypatch):
+    # its model lived on in reference cycles until some later gc pass: on a GPU its 4-bit weights were still
+    # allocated while the next line ran, and counted in that line's peak
+    import gc
+    import tempfile
+
+    import torch
+
+    import benchmarks.bench as bench
+    from pipeline.run import Runner
+    from records.config_reading import load_config
+    monkeypatch.setenv("NLI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(ROOT)
+    sets = [f"output.results_dir={tmp_path}/results", f"output.checkpoint_dir={tmp_path}/ckpt"]
+    cfg = load_config("configs/tiny-cpu.yaml", sets)
+    runner = Runner(cfg, "configs/tiny-cpu.yaml", tuple(sets))
+    runner.run(["data"])
+    ctx = bench.Context(cfg, runner.ctx, tempfile.mkdtemp(dir=tmp_path))
+
+    def live_tensors() -> int:
+        return sum(isinstance(o, torch.Tensor) for o in gc.get_objects())
+
+    bench.run_plain(ctx, cfg, 2, 3, 1)  # a first call: what stays for good (caches made once) stays from here
+    gc.collect()
+    before = live_tensors()
+    gc.disable()  # no collection may happen between the call's return and the count
+    try:
+        row, losses = bench.run_plain(ctx, cfg, 2, 3, 1)
+        assert row["loop"] == "plain" and losses
+        assert live_tensors() <= before
+    finally:
+        gc.enable()
