@@ -219,8 +219,11 @@ def scale_records(folder: Path = RESULTS) -> tuple[list[tuple[Path, dict]], tupl
 def _cpu_scale_link(path: Path, record: dict) -> str:
     """A CPU scale record's link and the commit of the code it measured (records older than that field say so)."""
     commit = (record.get("code_version") or {}).get("git_commit")
-    return (f"[{path.name}]({path.relative_to(ROOT).as_posix()}) "
-            f"({f'code `{commit[:7]}`' if commit else 'code not recorded'})")
+    later = (record.get("code_version_at_end") or {}).get("git_commit")
+    code = f"code `{commit[:7]}`" if commit else "code not recorded"
+    if "code_version_at_end" in record:
+        code += f", changed to `{(later or 'unknown')[:7]}` during the runs"
+    return f"[{path.name}]({path.relative_to(ROOT).as_posix()}) ({code})"
 
 
 def scale_section(cpu: list[tuple[Path, dict]], gpu: tuple[Path, dict] | None) -> str:

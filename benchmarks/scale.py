@@ -222,6 +222,8 @@ def main(argv=None) -> int:
             raise SystemExit("--make-data: give one size in --rows (fix: e.g. --rows 100000)")
         print(make_gpu_data(Path(args.make_data), sizes[0]))
         return 0
+    from records.code_version import run_code_version
+    measured = run_code_version(ROOT)  # the code the runs below measure (taken before them, not after)
     runs = []
     for n in sizes:
         for to_step in ([args.to_step] if args.to_step else [None, *([1] if args.first_step else [])]):
@@ -234,12 +236,16 @@ def main(argv=None) -> int:
                   + (f", step {step['step']} after {step['seconds']} s from process start" if step else "")
                   + ("" if r["exit"] in (0, -9) else f", FAILED (exit {r['exit']}):\n{r.get('log_tail')}"), flush=True)
     if args.record:
-        from records.code_version import run_code_version
         stamp = datetime.now(timezone.utc)
         record = {"created": stamp.isoformat(timespec="seconds"), "command": " ".join(["python", *sys.argv]),
                   "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
                   "config": "configs/tiny-cpu.yaml, train.epochs=1, --stages data,train",
-                  "code_version": run_code_version(ROOT), "runs": runs}
+                  "code_version": measured, "runs": runs}
+        after = run_code_version(ROOT)
+        if (after.get("git_commit"), after.get("dirty")) != (measured.get("git_commit"), measured.get("dirty")):
+            record["code_version_at_end"] = after  # the tree changed while the runs ran: the record says so
+            print(f"warning: the code changed during the runs ({measured.get('git_commit')} -> "
+                  f"{after.get('git_commit')}, dirty {after.get('dirty')}); the record keeps both", file=sys.stderr)
         path = Path(args.out) / f"scale-{stamp.strftime('%Y%m%dT%H%M%S')}.json"
         atomic_write_json(path, record)
         print(f"recorded {path}")

@@ -84,6 +84,15 @@ def test_the_scale_table_takes_the_newest_record_of_each_size_and_measure():
     assert "| 550,152 | – | – | 48.4 s | 1.00 GiB | [scale-new.json](benchmarks/results/scale-new.json) " \
            "(code `abcdef0`) |" in body  # each figure names the commit that measured it
     assert "(code not recorded)" not in body  # the old record, which lacks it, is not shown
+    unrecorded = record("2026-04-01T00:00:00+00:00", [{"rows_asked": 10000, "rows_from": "r", "peak_rss_bytes": 2**29,
+                                                        "rows_per_s": 290.0}])
+    changed = record("2026-05-01T00:00:00+00:00", [{"rows_asked": 20000, "rows_from": "r", "peak_rss_bytes": 2**29,
+                                                     "rows_per_s": 280.0}],
+                     code_version={"git_commit": "1111111" + "0" * 33, "dirty": False},
+                     code_version_at_end={"git_commit": "2222222" + "0" * 33, "dirty": False})
+    other = readme.scale_section([(folder / "scale-u.json", unrecorded), (folder / "scale-c.json", changed)], None)
+    assert "[scale-u.json](benchmarks/results/scale-u.json) (code not recorded) |" in other
+    assert "(code `1111111`, changed to `2222222` during the runs) |" in other
     assert "324.1" not in body
     assert "| 1,000 | 300 | 0.50 GiB | – | – |" in body  # the later failed run measured nothing
     assert readme.scale_section([], None) == ""
