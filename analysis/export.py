@@ -97,7 +97,7 @@ def summary(f: RunFacts) -> dict:
         "accuracy_meaningful": f.accuracy_meaningful,
         "model": f.model, "model_identity": identity if isinstance(identity, dict) else None,
         "hardware": f.hardware, "device": m.device, "compute_dtype": m.compute_dtype,
-        "test_rows": f.rows("test"), "git_commit": (m.code_version or {}).get("git_commit"),
+        "test_rows": f.rows("test"), "git_commit": f.commit,
         "config_fingerprint": m.config_fingerprint, "data_fingerprint": (m.data or {}).get("fingerprint"),
         "methods": {"interval": "Wilson score interval, 95 %", "paired_test": "exact McNemar test, two-sided",
                     "alpha": stats.ALPHA, "finetune_seconds": "training steps of all epochs, without evaluation"},

@@ -348,15 +348,13 @@ class ReportFacts:
         if twin is None:
             return []
         out = [f"{key} {_setting(a)} / {_setting(b)}" for key, (a, b) in processes.differences(f.run, twin.run).items()]
-        ca, cb = ((g.manifest.code_version or {}).get("git_commit") for g in (f, twin))
-        if ca != cb:
-            out.append(f"code {(ca or 'unknown')[:7]} / {(cb or 'unknown')[:7]}")
-        env = [g.manifest.environment or {} for g in (f, twin)]
-        ga, gb = (((e.get("gpu") or {}).get("name")) for e in env)
+        if f.commit != twin.commit:
+            out.append(f"code {(f.commit or 'unknown')[:7]} / {(twin.commit or 'unknown')[:7]}")
+        ga, gb = ((g.gpu or {}).get("name") for g in (f, twin))
         if ga != gb:
             out.append(f"GPU {ga or 'none'} / {gb or 'none'}")
         for lib in ("torch", "transformers", "peft", "bitsandbytes"):
-            va, vb = ((e.get("libraries") or {}).get(lib) for e in env)
+            va, vb = ((g.environment.get("libraries") or {}).get(lib) for g in (f, twin))
             if va != vb:
                 out.append(f"{lib} {va or 'not installed'} / {vb or 'not installed'}")
         return out

@@ -72,6 +72,11 @@ class Run:
         return self.manifest.environment or {}
 
     @property
+    def commit(self) -> str | None:
+        """The git commit of the code that made the run, as its manifest records it (None: not recorded)."""
+        return (self.manifest.code_version or {}).get("git_commit")
+
+    @property
     def gpu(self) -> dict | None:
         return self.environment.get("gpu") or None
 

@@ -46,10 +46,9 @@ def _test_rows(f: RunFacts) -> str:
 def made_by(f: RunFacts) -> str:
     """The code commit that made the run and the day its last stage ended: runs of one report may come from
     different commits, and the reader sees which."""
-    commit = (f.manifest.code_version or {}).get("git_commit")
     ends = [rec.end for rec in f.manifest.stages.values() if rec.end]
     day = max(ends)[:10] if ends else "date not recorded"
-    return f"code {commit[:7]}, {day}" if commit else f"code not recorded, {day}"
+    return f"code {f.commit[:7]}, {day}" if f.commit else f"code not recorded, {day}"
 
 
 def comparison_table(R: ReportFacts) -> Markdown:
