@@ -94,9 +94,8 @@ def _made(path: Path, r: dict) -> str:
 def _shorter_for(lever: dict, base: dict, longest: int = 1000) -> str:
     """The run lengths (whole epochs of these rows, up to `longest`) for which the lever's training time (its
     first epoch plus warm ones) is shorter than the default's: from N epochs on, up to N, every length, or none."""
-    def total(row, n):
-        return row["first_epoch_seconds"] + (n - 1) * row["seconds_per_epoch"]
-    shorter = [n for n in range(1, longest + 1) if total(lever, n) < total(base, n)]
+    from benchmarks.bench import training_seconds
+    shorter = [n for n in range(1, longest + 1) if training_seconds(lever, n) < training_seconds(base, n)]
     if not shorter:
         return "never"
     if len(shorter) == longest:
@@ -109,7 +108,7 @@ def _shorter_for(lever: dict, base: dict, longest: int = 1000) -> str:
 def _levers(r: dict) -> list[str]:
     """Whether each lever pays against the default at the record's micro-batches: warm tokens/s, and the time of
     this study's run length (5 epochs: the first, compiles and captures included, plus 4 warm ones)."""
-    from benchmarks.bench import DEFAULT, LADDER
+    from benchmarks.bench import DEFAULT, LADDER, training_seconds
     rows = {(x["setting"], x["micro_batch"]): x for x in r["results"] if x["dtype"] == "bfloat16"}
     out = []
     for name, _, switches in LADDER:
@@ -119,8 +118,7 @@ def _levers(r: dict) -> list[str]:
             lever, base = rows.get((name, mb)), rows.get((DEFAULT, mb))
             if lever is None or base is None or lever.get("first_epoch_seconds") is None:
                 continue
-            five = lever["first_epoch_seconds"] + 4 * lever["seconds_per_epoch"]
-            five_base = base["first_epoch_seconds"] + 4 * base["seconds_per_epoch"]
+            five, five_base = training_seconds(lever, 5), training_seconds(base, 5)
             pays = _shorter_for(lever, base)
             out.append(f"| {name} | {mb} | {lever['tokens_per_s'] / base['tokens_per_s']:.2f}x | "
                        f"{lever['first_epoch_seconds']:.1f} s against {base['first_epoch_seconds']:.1f} s | "
